@@ -1,0 +1,3 @@
+from mongolake.cli import main
+
+raise SystemExit(main())
