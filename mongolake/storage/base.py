@@ -46,36 +46,65 @@ class FileInfo:
     version: str       # opaque: an etag on S3, (mtime_ns, size, inode) locally
 
 
-def validate_path(path: str) -> str:
-    """Return ``path`` normalised, or raise :class:`InvalidPathError`."""
-    if not isinstance(path, str) or not path:
-        raise InvalidPathError("storage path must be a non-empty string")
+def _check_components(path: str) -> None:
     if path.startswith("/") or "\\" in path:
         raise InvalidPathError(f"storage path must be relative and use '/': {path!r}")
     for ch in path:
-        if ord(ch) < 0x20 or ord(ch) == 0x7F:
+        o = ord(ch)
+        # C0 controls, DEL, C1 controls
+        if o < 0x20 or 0x7F <= o <= 0x9F:
             raise InvalidPathError(f"storage path contains a control character: {path!r}")
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidPathError(f"storage path is not valid UTF-8 (lone surrogate): {path!r}") from None
     parts = path.split("/")
     for p in parts:
         if p in ("..", "."):
             raise InvalidPathError(f"storage path may not contain '.' or '..' components: {path!r}")
-    # tolerate a trailing slash for prefixes, but not empty components inside
     if any(p == "" for p in parts[:-1]):
         raise InvalidPathError(f"storage path has an empty component: {path!r}")
+
+
+def validate_path(path: str) -> str:
+    """Return ``path`` (an object path) unchanged, or raise :class:`InvalidPathError`.
+
+    Refused: non-strings, the empty string, absolute paths, backslashes, NUL and
+    other control characters (C0, DEL, C1), lone surrogates, ``.``/``..`` and empty
+    components, and a trailing ``/`` (an object path names a file, not a folder).
+    """
+    if not isinstance(path, str) or not path:
+        raise InvalidPathError("storage path must be a non-empty string")
+    _check_components(path)
+    if path.endswith("/"):
+        raise InvalidPathError(f"storage object path may not end with '/': {path!r}")
     return path
 
 
 def validate_prefix(prefix: str) -> str:
-    """Like :func:`validate_path` but the empty prefix (the root) is allowed."""
+    """Like :func:`validate_path`, but the empty prefix (the root) and a trailing
+    ``/`` are allowed."""
+    if not isinstance(prefix, str):
+        raise InvalidPathError("storage prefix must be a string")
     if prefix == "":
         return prefix
-    return validate_path(prefix)
+    _check_components(prefix)
+    return prefix
+
+
+def check_range(start: int, length: int) -> None:
+    """Refuse negative offsets/lengths for :meth:`StorageBackend.read_range`."""
+    if start < 0 or length < 0:
+        raise ValueError(f"read_range needs start >= 0 and length >= 0 (got {start}, {length})")
 
 
 class StorageBackend(ABC):
     """Byte storage at relative paths. All methods are thread-safe."""
 
     url: str = ""
+    #: Bytes returned by ``read``/``read_range`` so far (S3: bytes fetched by GET).
+    #: Lets tests and benchmarks count the I/O of a point read. Not reset automatically.
+    bytes_read: int = 0
 
     @abstractmethod
     def read(self, path: str) -> bytes:

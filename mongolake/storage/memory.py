@@ -5,7 +5,8 @@ import itertools
 import threading
 import time
 
-from .base import FileInfo, NotFoundError, StorageBackend, VersionMismatchError, validate_path, validate_prefix
+from .base import (FileInfo, NotFoundError, StorageBackend, VersionMismatchError, check_range, validate_path,
+                   validate_prefix)
 
 
 class MemoryStorage(StorageBackend):
@@ -22,11 +23,17 @@ class MemoryStorage(StorageBackend):
         except KeyError:
             raise NotFoundError(path) from None
 
+    def _count(self, data: bytes) -> bytes:
+        with self._lock:
+            self.bytes_read += len(data)
+        return data
+
     def read(self, path: str) -> bytes:
-        return self._get(path)[0]
+        return self._count(self._get(path)[0])
 
     def read_range(self, path: str, start: int, length: int) -> bytes:
-        return self._get(path)[0][start:start + length]
+        check_range(start, length)
+        return self._count(self._get(path)[0][start:start + length])
 
     def exists(self, path: str) -> bool:
         validate_path(path)
