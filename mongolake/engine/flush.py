@@ -1,0 +1,81 @@
+"""Flush: frozen memtables become Parquet files and one table commit.
+
+Copy-on-write: a data file holding any changed key is rewritten without those
+rows; the memtable's live documents go to new files sorted by ``_key``. The
+commit records the WAL boundary it covers (``app_version``), which is what
+crash recovery compares against.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+import bson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from mongolake.formats.base import DataFile
+from mongolake.query import columns
+from mongolake.query.bsonorder import CODEC_OPTIONS
+
+from .collection import WAL_APP_ID, Collection
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+log = logging.getLogger("mongolake.flush")
+FIXED_STATS = ("_id", "_key")
+
+
+def flush_collection(engine: "Engine", c: Collection, boundary: int) -> dict:
+    frozen = list(c.frozen)
+    merged = {}
+    for mt in frozen:
+        merged.update(mt.entries)
+    keys = sorted(merged)
+    snap = c.snapshot
+    table = c.table
+    adds: list[DataFile] = []
+    removes: list[DataFile] = []
+    rewritten_rows = 0
+    for f in snap.files:
+        hit = engine.reader.contains_keys(table, f, keys)
+        if not hit:
+            continue
+        t = engine.reader.parquet(table, f).read()
+        t = t.filter(pc.invert(pc.is_in(t.column("_key"), value_set=pa.array(list(hit), pa.binary()))))
+        removes.append(f)
+        if t.num_rows:
+            rewritten_rows += t.num_rows
+            stats_cols = set(f.null_count) | set(FIXED_STATS)
+            adds.append(table.write_data_file(t, stats_columns=sorted(stats_cols), compression=engine.compression,
+                                              row_group_size=engine.row_group_rows))
+    live = [merged[k].doc for k in keys if merged[k].doc is not None]
+    specs = dict(c.specs)
+    evolved = False
+    if live:
+        docs = [bson.decode(r, CODEC_OPTIONS) for r in live]
+        new_specs = columns.infer_columns(docs, specs)
+        if new_specs:
+            specs.update(new_specs)
+            evolved = True
+        for i in range(0, len(live), engine.file_rows):
+            t, exact = columns.build_table(live[i:i + engine.file_rows], docs[i:i + engine.file_rows], specs)
+            adds.append(table.write_data_file(t, stats_columns=sorted(set(exact) | set(FIXED_STATS)),
+                                              compression=engine.compression, row_group_size=engine.row_group_rows))
+    schema = columns.arrow_schema(specs) if evolved else None
+    t0 = time.time()
+    version = table.commit(adds=adds, removes=removes, schema=schema, app_id=WAL_APP_ID, app_version=boundary,
+                           operation="WRITE", read_version=snap.version,
+                           info={"documents": len(live), "deletes": len(keys) - len(live),
+                                 "rewrittenRows": rewritten_rows})
+    new_snap = table.snapshot()
+    with engine.lock:
+        c.snapshot = new_snap
+        c.specs = specs
+        c.frozen = [m for m in c.frozen if all(m is not x for x in frozen)]
+    engine.reader.forget_files(table, {f.path for f in removes})
+    log.debug("flushed %s: v%d, %d docs, %d files added, %d removed, commit %.3fs", c.ns, version, len(live),
+              len(adds), len(removes), time.time() - t0)
+    return {"files_added": len(adds), "files_removed": len(removes), "documents": len(live), "version": version}

@@ -1,0 +1,241 @@
+"""Reading documents out of a table snapshot: point lookups and pruned scans.
+
+Files are chosen by their statistics (zone maps), then row groups by Parquet
+row-group statistics, then rows by an Arrow filter over shredded columns; the
+residual matcher runs on ``_doc`` only where the pushdown was not exact. Keys
+shadowed by the memtable are dropped (the memtable holds the newer version).
+
+Hot data lives in the engine's byte-bounded LRU cache: per row group the sorted
+``_key`` list (for point lookups by bisection) and the ``_doc`` column.
+"""
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+import bson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from mongolake.formats.base import DataFile, Snapshot, Table
+from mongolake.query import pushdown, zonemap
+from mongolake.query.bsonorder import CODEC_OPTIONS
+
+from .cache import LRUCache
+
+KEY, DOC, ID = "_key", "_doc", "_id"
+
+
+@dataclass
+class ScanPlan:
+    """A parsed filter with everything the read path derives from it."""
+    expr: Any                                  # the filter's expression tree (None = match all)
+    matcher: Callable[[dict], bool] | None     # None = match all
+    specs: dict                                # shredded column specs of the table
+
+    @property
+    def match_all(self) -> bool:
+        return self.matcher is None
+
+
+@dataclass
+class ScanStats:
+    files_total: int = 0
+    files_scanned: int = 0
+    row_groups_total: int = 0
+    row_groups_scanned: int = 0
+    rows_read: int = 0
+    docs_decoded: int = 0
+    pushdown_exact_files: int = 0
+    memtable_docs: int = 0
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def _key_range(f: DataFile) -> tuple[bytes | None, bytes | None]:
+    return f.min_values.get(KEY), f.max_values.get(KEY)
+
+
+class FileReader:
+    def __init__(self, cache: LRUCache):
+        self.cache = cache
+
+    # -- cached pieces -------------------------------------------------------
+    def parquet(self, table: Table, f: DataFile) -> pq.ParquetFile:
+        key = ("pf", table.root, f.path)
+        pf = self.cache.get(key)
+        if pf is None:
+            pf = table.open_data_file(f)
+            self.cache.put(key, pf, 4096 + pf.metadata.serialized_size)
+        return pf
+
+    def _rg_keys(self, table: Table, f: DataFile, rg: int) -> list[bytes]:
+        def load():
+            col = self.parquet(table, f).read_row_group(rg, columns=[KEY]).column(0)
+            keys = col.to_pylist()
+            return keys, sum(len(k) for k in keys) + 40 * len(keys)
+        return self.cache.get_or_load(("keys", table.root, f.path, rg), load)
+
+    def _rg_docs(self, table: Table, f: DataFile, rg: int) -> pa.ChunkedArray:
+        def load():
+            col = self.parquet(table, f).read_row_group(rg, columns=[DOC]).column(0)
+            return col, col.nbytes
+        return self.cache.get_or_load(("docs", table.root, f.path, rg), load)
+
+    def forget_files(self, table: Table, paths: set[str]) -> None:
+        root = table.root
+        self.cache.discard_prefix(lambda k: isinstance(k, tuple) and len(k) > 2 and k[1] == root and k[2] in paths)
+
+    # -- point lookups -------------------------------------------------------
+    def lookup(self, table: Table, snapshot: Snapshot, key: bytes) -> bytes | None:
+        """The stored document with ``_key == key`` in ``snapshot``, or None."""
+        for f in reversed(snapshot.files):
+            lo, hi = _key_range(f)
+            if lo is not None and (key < lo or key > hi):
+                continue
+            hit = self._lookup_in_file(table, f, key)
+            if hit is not None:
+                return hit
+        return None
+
+    def _lookup_in_file(self, table: Table, f: DataFile, key: bytes) -> bytes | None:
+        pf = self.parquet(table, f)
+        md = pf.metadata
+        kidx = _column_index(md, KEY)
+        for rg in range(md.num_row_groups):
+            st = md.row_group(rg).column(kidx).statistics
+            if st is not None and st.has_min_max and (key < st.min or key > st.max):
+                continue
+            keys = self._rg_keys(table, f, rg)
+            i = bisect.bisect_left(keys, key)
+            if i < len(keys) and keys[i] == key:
+                return self._rg_docs(table, f, rg)[i].as_py()
+        return None
+
+    def contains_keys(self, table: Table, f: DataFile, keys: list[bytes]) -> set[bytes]:
+        """Which of ``keys`` (sorted) are stored in file ``f``."""
+        lo, hi = _key_range(f)
+        cand = [k for k in keys if lo is None or lo <= k <= hi]
+        if not cand:
+            return set()
+        col = self.parquet(table, f).read(columns=[KEY]).column(0)
+        mask = pc.is_in(col, value_set=pa.array(cand, pa.binary()))
+        return set(pc.filter(col, mask).to_pylist())
+
+    # -- scans ---------------------------------------------------------------
+    def scan(self, table: Table, snapshot: Snapshot, plan: ScanPlan, shadow: frozenset[bytes] | set[bytes],
+             stats: ScanStats | None = None, *, decode: bool = False) -> Iterator[tuple[bytes, dict | None]]:
+        """Yield ``(raw_bson, decoded_or_None)`` for every stored document of the
+        snapshot that matches and is not shadowed. With ``decode`` every yielded
+        document comes decoded."""
+        stats = stats or ScanStats()
+        shadow_arr = pa.array(list(shadow), pa.binary()) if shadow else None
+        for f in snapshot.files:
+            stats.files_total += 1
+            exact_cols = set(f.null_count)
+            if plan.expr is not None and not zonemap.file_might_match(plan.expr, f, plan.specs):
+                continue
+            stats.files_scanned += 1
+            if plan.expr is not None:
+                arrow_expr, exact = pushdown.to_arrow(plan.expr, plan.specs, exact_cols)
+            else:
+                arrow_expr, exact = None, True
+            if exact:
+                stats.pushdown_exact_files += 1
+            pf = self.parquet(table, f)
+            md = pf.metadata
+            needed = [KEY, DOC]
+            if arrow_expr is not None:
+                needed += [c for c in _top_columns(arrow_expr, md) if c not in needed]
+            for rg in range(md.num_row_groups):
+                stats.row_groups_total += 1
+                if plan.expr is not None and not zonemap.rowgroup_might_match(plan.expr, md, rg, exact_cols,
+                                                                                  plan.specs):
+                    continue
+                stats.row_groups_scanned += 1
+                t = pf.read_row_group(rg, columns=needed)
+                stats.rows_read += t.num_rows
+                if arrow_expr is not None:
+                    t = t.filter(arrow_expr)
+                if shadow_arr is not None and t.num_rows:
+                    t = t.filter(pc.invert(pc.is_in(t.column(KEY), value_set=shadow_arr)))
+                if not t.num_rows:
+                    continue
+                docs = t.column(DOC).to_pylist()
+                if exact or plan.matcher is None:
+                    if decode:
+                        stats.docs_decoded += len(docs)
+                        for raw in docs:
+                            yield raw, bson.decode(raw, CODEC_OPTIONS)
+                    else:
+                        for raw in docs:
+                            yield raw, None
+                else:
+                    m = plan.matcher
+                    stats.docs_decoded += len(docs)
+                    for raw in docs:
+                        d = bson.decode(raw, CODEC_OPTIONS)
+                        if m(d):
+                            yield raw, d
+
+    def count(self, table: Table, snapshot: Snapshot, plan: ScanPlan, shadow: set[bytes],
+              stats: ScanStats | None = None) -> int:
+        """Count matching stored documents, decoding only where pushdown is inexact."""
+        if plan.expr is None and not shadow:
+            return snapshot.num_records
+        stats = stats or ScanStats()
+        shadow_arr = pa.array(list(shadow), pa.binary()) if shadow else None
+        n = 0
+        for f in snapshot.files:
+            stats.files_total += 1
+            exact_cols = set(f.null_count)
+            if plan.expr is not None and not zonemap.file_might_match(plan.expr, f, plan.specs):
+                continue
+            stats.files_scanned += 1
+            arrow_expr, exact = (pushdown.to_arrow(plan.expr, plan.specs, exact_cols)
+                                 if plan.expr is not None else (None, True))
+            if exact and arrow_expr is None and shadow_arr is None:
+                n += f.num_records
+                continue
+            pf = self.parquet(table, f)
+            md = pf.metadata
+            needed = [KEY] if exact else [KEY, DOC]
+            if arrow_expr is not None:
+                needed += [c for c in _top_columns(arrow_expr, md) if c not in needed]
+            for rg in range(md.num_row_groups):
+                stats.row_groups_total += 1
+                if plan.expr is not None and not zonemap.rowgroup_might_match(plan.expr, md, rg, exact_cols,
+                                                                                  plan.specs):
+                    continue
+                stats.row_groups_scanned += 1
+                t = pf.read_row_group(rg, columns=needed)
+                if arrow_expr is not None:
+                    t = t.filter(arrow_expr)
+                if shadow_arr is not None and t.num_rows:
+                    t = t.filter(pc.invert(pc.is_in(t.column(KEY), value_set=shadow_arr)))
+                if exact or plan.matcher is None:
+                    n += t.num_rows
+                else:
+                    m = plan.matcher
+                    for raw in t.column(DOC).to_pylist():
+                        if m(bson.decode(raw, CODEC_OPTIONS)):
+                            n += 1
+        return n
+
+
+def _column_index(md: pq.FileMetaData, name: str) -> int:
+    schema = md.schema
+    for i in range(len(schema)):
+        if schema.column(i).path == name:
+            return i
+    raise KeyError(name)
+
+
+def _top_columns(expr: pc.Expression, md: pq.FileMetaData) -> list[str]:
+    """Top-level columns an Arrow expression references that exist in the file."""
+    names = set(md.schema.to_arrow_schema().names)
+    text = str(expr)
+    return [n for n in names if n not in (KEY, DOC) and (f"{n}" in text)]

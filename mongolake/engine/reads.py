@@ -1,0 +1,206 @@
+"""Read operations of the engine: find, count, distinct, point lookups."""
+from __future__ import annotations
+
+import re
+from typing import Any, Iterator
+
+import bson
+from bson.regex import Regex
+
+from mongolake.errors import ErrorCode, MongoError
+from mongolake.query import keystring
+from mongolake.query.bsonorder import CODEC_OPTIONS, MISSING
+from mongolake.query.filter import parse_filter
+from mongolake.query.matcher import compile_matcher
+
+from .collection import Collection
+from .reader import ScanPlan, ScanStats
+
+_SCALAR_ID_TYPES_EXCLUDED = (dict, list, Regex, re.Pattern)
+
+
+def id_point_keys(spec: dict | None) -> list[Any] | None:
+    """The ``_id`` values of a filter that is exactly ``{_id: v}`` or ``{_id: {$in: [...]}}``."""
+    if not spec or len(spec) != 1 or "_id" not in spec:
+        return None
+    v = spec["_id"]
+    if isinstance(v, dict):
+        if len(v) == 1 and "$in" in v and isinstance(v["$in"], list) and \
+                not any(isinstance(x, _SCALAR_ID_TYPES_EXCLUDED) for x in v["$in"]):
+            return list(v["$in"])
+        if len(v) == 1 and "$eq" in v and not isinstance(v["$eq"], _SCALAR_ID_TYPES_EXCLUDED):
+            return [v["$eq"]]
+        return None
+    if isinstance(v, _SCALAR_ID_TYPES_EXCLUDED):
+        return None
+    return [v]
+
+
+class ReadOps:
+    # provided by Engine
+    reader: Any
+
+    # -- planning ------------------------------------------------------------
+    def plan(self, c: Collection, filter_spec: dict | None) -> ScanPlan:
+        if filter_spec is not None and not isinstance(filter_spec, dict):
+            raise MongoError(ErrorCode.TypeMismatch, "filter must be an object")
+        expr = parse_filter(filter_spec or {})
+        if not filter_spec:
+            return ScanPlan(None, None, c.specs)
+        return ScanPlan(expr, compile_matcher(expr), c.specs)
+
+    # -- point lookups -------------------------------------------------------
+    def lookup_key(self, c: Collection, key: bytes) -> bytes | None:
+        e = c.mem_get(key)
+        if e is not None:
+            return e.doc
+        return self.reader.lookup(c.table, c.snapshot, key)
+
+    def get(self, db: str, coll: str, _id: Any) -> dict | None:
+        c = self.get_collection(db, coll)
+        if c is None:
+            return None
+        raw = self.lookup_key(c, keystring.encode_key(_id))
+        return bson.decode(raw, CODEC_OPTIONS) if raw is not None else None
+
+    # -- scans ---------------------------------------------------------------
+    def iter_matching(self, c: Collection, filter_spec: dict | None, *, decode: bool = False,
+                      stats: ScanStats | None = None, plan: ScanPlan | None = None
+                      ) -> Iterator[tuple[bytes, dict | None]]:
+        """Every live document matching ``filter_spec``: ``(raw, decoded_or_None)``;
+        with ``decode`` the second item is always the decoded document."""
+        plan = plan or self.plan(c, filter_spec)
+        stats = stats if stats is not None else ScanStats()
+        ids = id_point_keys(filter_spec)
+        if ids is not None:
+            return self._iter_ids(c, ids, plan, decode, stats)
+        return self._iter_scan(c, plan, decode, stats)
+
+    def _iter_ids(self, c: Collection, ids: list, plan: ScanPlan, decode: bool, stats: ScanStats):
+        seen = set()
+        for v in ids:
+            key = keystring.encode_key(v)
+            if key in seen:
+                continue
+            seen.add(key)
+            raw = self.lookup_key(c, key)
+            if raw is None:
+                continue
+            d = bson.decode(raw, CODEC_OPTIONS)
+            if plan.matcher is None or plan.matcher(d):
+                yield raw, d
+
+    def _iter_scan(self, c: Collection, plan: ScanPlan, decode: bool, stats: ScanStats):
+        with self.lock:
+            view = c.mem_view()
+            snapshot = c.snapshot
+        matcher = plan.matcher
+        mem_hits = []
+        for e in view.values():
+            if e.doc is None:
+                continue
+            if matcher is None:
+                mem_hits.append((e.doc, bson.decode(e.doc, CODEC_OPTIONS) if decode else None))
+            else:
+                d = bson.decode(e.doc, CODEC_OPTIONS)
+                if matcher(d):
+                    mem_hits.append((e.doc, d))
+        stats.memtable_docs = len(mem_hits)
+        shadow = view.keys()
+        yield from self.reader.scan(c.table, snapshot, plan, set(shadow) if shadow else set(), stats,
+                                    decode=decode)
+        yield from mem_hits
+
+    # -- the query API -------------------------------------------------------
+    def find(self, db: str, coll: str, filter: dict | None = None, *, projection: dict | None = None,
+             sort: dict | None = None, skip: int = 0, limit: int = 0, collation: dict | None = None,
+             stats: ScanStats | None = None, as_raw: bool = True) -> Iterator[Any]:
+        """Matching documents as raw BSON bytes (``as_raw``) or dicts, after sort,
+        skip, limit and projection. Lazy: a cursor can stream it."""
+        from mongolake.query.projection import parse_projection
+        from mongolake.query.sort import parse_sort
+
+        c = self.get_collection(db, coll)
+        plan_stats = stats if stats is not None else ScanStats()
+        if c is None:
+            # still validate the query, as MongoDB does on a missing collection
+            parse_filter(filter or {})
+            if projection:
+                parse_projection(projection)
+            if sort:
+                parse_sort(sort)
+            return iter(())
+        proj = parse_projection(projection) if projection else None
+        srt = parse_sort(sort, collation=collation) if sort else None
+        plan = self.plan(c, filter)
+        need_decode = srt is not None or proj is not None or not as_raw
+        it = self.iter_matching(c, filter, decode=need_decode, stats=plan_stats, plan=plan)
+        return self._finish(it, plan, srt, proj, skip, limit, as_raw)
+
+    def _finish(self, it, plan: ScanPlan, srt, proj, skip: int, limit: int, as_raw: bool) -> Iterator[Any]:
+        if srt is not None:
+            if limit:
+                docs = srt.top_k((d for _raw, d in it), skip + limit)
+            else:
+                docs = sorted((d for _raw, d in it), key=srt.key)
+            rows = ((None, d) for d in docs[skip:])
+        else:
+            rows = it
+            if skip:
+                rows = _skip(rows, skip)
+        n = 0
+        for raw, d in rows:
+            if proj is not None:
+                pos = None
+                if proj.needs_position and plan.expr is not None:
+                    from mongolake.query.matcher import match_position
+                    pos = match_position(plan.expr, d)
+                d = proj.apply(d, position=pos)
+                raw = None
+            if as_raw:
+                yield raw if raw is not None else bson.encode(d, codec_options=CODEC_OPTIONS)
+            else:
+                yield d
+            n += 1
+            if limit and n >= limit:
+                return
+
+    def count(self, db: str, coll: str, filter: dict | None = None, *, skip: int = 0, limit: int = 0,
+              stats: ScanStats | None = None) -> int:
+        c = self.get_collection(db, coll)
+        if c is None:
+            parse_filter(filter or {})
+            return 0
+        plan = self.plan(c, filter)
+        if id_point_keys(filter) is not None:
+            n = sum(1 for _ in self.iter_matching(c, filter, plan=plan))
+        else:
+            with self.lock:
+                view = c.mem_view()
+                snapshot = c.snapshot
+            n = 0
+            for e in view.values():
+                if e.doc is not None and (plan.matcher is None or plan.matcher(bson.decode(e.doc, CODEC_OPTIONS))):
+                    n += 1
+            n += self.reader.count(c.table, snapshot, plan, set(view.keys()), stats)
+        n = max(0, n - skip) if skip else n
+        return min(n, limit) if limit else n
+
+    def distinct(self, db: str, coll: str, key: str, filter: dict | None = None) -> list:
+        from mongolake.query.paths import distinct_values
+
+        c = self.get_collection(db, coll)
+        if c is None:
+            parse_filter(filter or {})
+            return []
+        out: dict[bytes, Any] = {}
+        for _raw, d in self.iter_matching(c, filter, decode=True):
+            for v in distinct_values(d, key):
+                out.setdefault(keystring.encode_key(v), v)
+        return [out[k] for k in sorted(out)]
+
+
+def _skip(rows, n: int):
+    for i, r in enumerate(rows):
+        if i >= n:
+            yield r
