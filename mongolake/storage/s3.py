@@ -30,6 +30,8 @@ from typing import Any, Callable, TypeVar
 from urllib.parse import urlparse
 
 import boto3
+import botocore.loaders
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import (BotoCoreError, ClientError, ConnectionError as BotoConnectionError,
                                  HTTPClientError, IncompleteReadError, NoCredentialsError,
@@ -83,6 +85,22 @@ def _truthy(v: Any) -> bool | None:
 
 def _md5_b64(data: bytes) -> str:
     return base64.b64encode(hashlib.md5(data).digest()).decode("ascii")
+
+
+_loader_lock = threading.Lock()
+_shared_loader: Any = None
+
+
+def _new_session(**kw: Any) -> boto3.session.Session:
+    """A fresh boto3 session (its own credential resolution) that shares botocore's
+    JSON model loader, so opening another S3Storage does not re-parse the S3 model."""
+    global _shared_loader
+    with _loader_lock:
+        if _shared_loader is None:
+            _shared_loader = botocore.loaders.create_loader()
+    core = botocore.session.get_session()
+    core.register_component("data_loader", _shared_loader)
+    return boto3.session.Session(botocore_session=core, **kw)
 
 
 def _is_aws_endpoint(endpoint_url: str | None) -> bool:
@@ -157,8 +175,8 @@ class S3Storage(StorageBackend):
             s3={"addressing_style": addressing},
             request_checksum_calculation=checksums, response_checksum_validation=checksums,
         )
-        session = boto3.session.Session(aws_access_key_id=access_key_id, aws_secret_access_key=secret_access_key,
-                                        aws_session_token=session_token, region_name=self.region)
+        session = _new_session(aws_access_key_id=access_key_id, aws_secret_access_key=secret_access_key,
+                               aws_session_token=session_token, region_name=self.region)
         self._client = session.client("s3", endpoint_url=self.endpoint_url, config=config)
 
     @classmethod
