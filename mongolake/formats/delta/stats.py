@@ -1,0 +1,283 @@
+"""Per-file statistics: computed from Arrow data, encoded as Delta ``stats`` JSON,
+decoded back into :class:`~mongolake.formats.base.DataFile` fields.
+
+Encoding rules:
+
+* ``stats`` JSON holds ``numRecords`` and ``minValues``/``maxValues``/``nullCount``
+  nested like the schema (``{"profile": {"level": 3}}`` for leaf ``profile.level``).
+* Timestamps are ISO-8601 UTC strings with microseconds (``2024-01-02T03:04:05.123456Z``).
+  When *reading* a max timestamp written with millisecond precision or less (Spark,
+  delta-rs truncate to milliseconds) 999 µs are added so the bound stays an upper bound.
+* Strings longer than ``string_prefix`` characters are cut: the min to its prefix
+  (still a lower bound), the max to a prefix whose last character is incremented
+  (still an upper bound) – or no max at all when no character can be incremented.
+* Binary columns have no JSON min/max in Delta: their bounds go to the add action's
+  ``tags`` as hex under ``mongolake.min.<col>``/``mongolake.max.<col>`` (cut at
+  ``binary_prefix`` bytes the same way) and are decoded back to ``bytes``.
+* Floats containing NaN get no min/max (only a null count); infinite bounds are left
+  out (JSON cannot express them). Decimals, lists and maps get no statistics.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any, Iterable, Iterator
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .schema import leaf_index
+
+TAG_MIN = "mongolake.min."
+TAG_MAX = "mongolake.max."
+STRING_PREFIX = 32
+BINARY_PREFIX = 128
+
+_FRACTION = re.compile(r"T?\d\d:\d\d:\d\d\.(\d+)")
+
+
+# -- truncation -----------------------------------------------------------------
+
+def truncate_max_str(s: str, n: int) -> str | None:
+    """The shortest string of at most ``n`` characters that is >= ``s`` (None if none)."""
+    if len(s) <= n:
+        return s
+    prefix = s[:n]
+    for i in range(len(prefix) - 1, -1, -1):
+        nxt = ord(prefix[i]) + 1
+        if 0xD800 <= nxt <= 0xDFFF:
+            nxt = 0xE000
+        if nxt <= 0x10FFFF:
+            return prefix[:i] + chr(nxt)
+    return None
+
+
+def truncate_max_bytes(b: bytes, n: int) -> bytes | None:
+    if len(b) <= n:
+        return b
+    prefix = b[:n]
+    for i in range(len(prefix) - 1, -1, -1):
+        if prefix[i] < 0xFF:
+            return prefix[:i] + bytes([prefix[i] + 1])
+    return None
+
+
+# -- computing ------------------------------------------------------------------
+
+def _flatten(prefix: tuple[str, ...], col: pa.ChunkedArray) -> Iterator[tuple[tuple[str, ...], pa.ChunkedArray]]:
+    t = col.type
+    if pa.types.is_dictionary(t):
+        col = col.cast(t.value_type)
+        t = col.type
+    if pa.types.is_struct(t):
+        children: list[list[pa.Array]] = [[] for _ in range(t.num_fields)]
+        for chunk in col.chunks:
+            for i, child in enumerate(chunk.flatten()):   # flatten() folds in the parent's nulls
+                children[i].append(child)
+        for i in range(t.num_fields):
+            yield from _flatten(prefix + (t.field(i).name,), pa.chunked_array(children[i], type=t.field(i).type))
+    elif pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_map(t) or pa.types.is_fixed_size_list(t):
+        return
+    else:
+        yield prefix, col
+
+
+def _selected(path: tuple[str, ...], wanted: set[str] | None) -> bool:
+    if wanted is None:
+        return True
+    return any(".".join(path[:i]) in wanted for i in range(1, len(path) + 1))
+
+
+def _utc(v: datetime) -> datetime:
+    return v.replace(tzinfo=timezone.utc) if v.tzinfo is None else v.astimezone(timezone.utc)
+
+
+def compute_stats(data: pa.Table, stats_columns: Iterable[str] | None = None, *,
+                  string_prefix: int = STRING_PREFIX, binary_prefix: int = BINARY_PREFIX
+                  ) -> tuple[dict[str, Any], dict[str, Any], dict[str, int]]:
+    """(min_values, max_values, null_count) for the selected leaf columns of ``data``."""
+    wanted = None if stats_columns is None else set(stats_columns)
+    mins: dict[str, Any] = {}
+    maxs: dict[str, Any] = {}
+    nulls: dict[str, int] = {}
+    n = data.num_rows
+    for field, col in zip(data.schema, data.columns):
+        for path, leaf in _flatten((field.name,), col):
+            if not _selected(path, wanted):
+                continue
+            name = ".".join(path)
+            t = leaf.type
+            nulls[name] = leaf.null_count
+            if leaf.null_count == n or pa.types.is_decimal(t) or pa.types.is_null(t):
+                continue
+            if pa.types.is_floating(t) and pc.any(pc.is_nan(leaf)).as_py():
+                continue
+            mm = pc.min_max(leaf)
+            lo, hi = mm["min"].as_py(), mm["max"].as_py()
+            if pa.types.is_floating(t):
+                lo = None if math.isinf(lo) else lo
+                hi = None if math.isinf(hi) else hi
+            elif isinstance(lo, str):
+                lo, hi = lo[:string_prefix], truncate_max_str(hi, string_prefix)
+            elif isinstance(lo, (bytes, bytearray)):
+                lo, hi = bytes(lo[:binary_prefix]), truncate_max_bytes(bytes(hi), binary_prefix)
+            elif isinstance(lo, datetime):
+                lo, hi = _utc(lo), _utc(hi)
+            if lo is not None:
+                mins[name] = lo
+            if hi is not None:
+                maxs[name] = hi
+    return mins, maxs, nulls
+
+
+# -- encoding (DataFile -> JSON) ------------------------------------------------
+
+def _json_value(v: Any) -> Any:
+    """A JSON-able rendering of a stats value, or None when it has none."""
+    if isinstance(v, bool) or isinstance(v, int) or isinstance(v, str):
+        return v
+    if isinstance(v, float):
+        return None if (math.isnan(v) or math.isinf(v)) else v
+    if isinstance(v, datetime):
+        return _utc(v).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if isinstance(v, date):
+        return v.isoformat()
+    return None
+
+
+def _put(d: dict, path: tuple[str, ...], value: Any) -> None:
+    for p in path[:-1]:
+        nxt = d.setdefault(p, {})
+        if not isinstance(nxt, dict):
+            return
+        d = nxt
+    d[path[-1]] = value
+
+
+def encode_stats(num_records: int, min_values: dict[str, Any], max_values: dict[str, Any],
+                 null_count: dict[str, int], schema: pa.Schema) -> tuple[str, dict[str, str]]:
+    """(``stats`` JSON string, binary-bound tags) for one add action."""
+    idx = leaf_index(schema)
+
+    def path_of(col: str) -> tuple[str, ...]:
+        hit = idx.get(col)
+        return hit[0] if hit else tuple(col.split("."))
+
+    tags: dict[str, str] = {}
+    out: dict[str, Any] = {"numRecords": int(num_records)}
+    for key, values, tag in (("minValues", min_values, TAG_MIN), ("maxValues", max_values, TAG_MAX)):
+        section: dict[str, Any] = {}
+        for col, v in values.items():
+            if isinstance(v, (bytes, bytearray, memoryview)):
+                tags[tag + col] = bytes(v).hex()
+                continue
+            j = _json_value(v)
+            if j is not None:
+                _put(section, path_of(col), j)
+        out[key] = section
+    nc: dict[str, Any] = {}
+    for col, c in null_count.items():
+        _put(nc, path_of(col), int(c))
+    out["nullCount"] = nc
+    return json.dumps(out, separators=(",", ":")), tags
+
+
+# -- decoding (JSON -> DataFile fields) ------------------------------------------
+
+def _get(d: Any, path: tuple[str, ...]) -> Any:
+    for p in path:
+        if not isinstance(d, dict):
+            return None
+        d = d.get(p)
+    return d
+
+
+def _parse_timestamp(s: str, is_max: bool) -> datetime:
+    v = _utc(datetime.fromisoformat(s.strip().replace(" ", "T", 1)))
+    if is_max:
+        m = _FRACTION.search(s)
+        digits = m.group(1) if m else ""
+        if len(digits) <= 3:
+            v += timedelta(microseconds=999)          # written at millisecond precision
+        elif len(digits) > 6 and digits[6:].strip("0"):
+            v += timedelta(microseconds=1)            # sub-microsecond digits were cut off
+    return v
+
+
+def _convert(v: Any, t: pa.DataType, is_max: bool) -> Any:
+    if v is None:
+        return None
+    if pa.types.is_integer(t):
+        if isinstance(v, bool):
+            return None
+        if isinstance(v, int):
+            return v
+        if isinstance(v, float) and v.is_integer():
+            return int(v)
+        return None
+    if pa.types.is_floating(t):
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+    if pa.types.is_boolean(t):
+        return v if isinstance(v, bool) else None
+    if pa.types.is_string(t):
+        return v if isinstance(v, str) else None
+    if pa.types.is_timestamp(t):
+        return _parse_timestamp(v, is_max) if isinstance(v, str) else None
+    if pa.types.is_date(t):
+        return date.fromisoformat(v[:10]) if isinstance(v, str) else None
+    if pa.types.is_decimal(t):
+        return Decimal(str(v)) if isinstance(v, (int, float, str)) and not isinstance(v, bool) else None
+    return None
+
+
+def decode_stats(stats: str | dict | None, tags: dict[str, str] | None, schema: pa.Schema
+                 ) -> tuple[int | None, dict[str, Any], dict[str, Any], dict[str, int], dict[str, str]]:
+    """(num_records or None, mins, maxs, null counts, remaining user tags)."""
+    user_tags: dict[str, str] = {}
+    bin_min: dict[str, bytes] = {}
+    bin_max: dict[str, bytes] = {}
+    for k, v in (tags or {}).items():
+        try:
+            if k.startswith(TAG_MIN):
+                bin_min[k[len(TAG_MIN):]] = bytes.fromhex(v)
+                continue
+            if k.startswith(TAG_MAX):
+                bin_max[k[len(TAG_MAX):]] = bytes.fromhex(v)
+                continue
+        except (ValueError, TypeError):
+            continue
+        if v is not None:
+            user_tags[k] = v
+    if isinstance(stats, str):
+        try:
+            stats = json.loads(stats)
+        except ValueError:
+            stats = None
+    stats = stats if isinstance(stats, dict) else {}
+    num = stats.get("numRecords")
+    num = int(num) if isinstance(num, (int, float)) and not isinstance(num, bool) else None
+    mins: dict[str, Any] = {}
+    maxs: dict[str, Any] = {}
+    nulls: dict[str, int] = {}
+    min_sec, max_sec, nc_sec = stats.get("minValues"), stats.get("maxValues"), stats.get("nullCount")
+    for name, (path, t) in leaf_index(schema).items():
+        nc = _get(nc_sec, path)
+        if isinstance(nc, int) and not isinstance(nc, bool):
+            nulls[name] = nc
+        if pa.types.is_binary(t):
+            if name in bin_min:
+                mins[name] = bin_min[name]
+            if name in bin_max:
+                maxs[name] = bin_max[name]
+            continue
+        for sec, out, is_max in ((min_sec, mins, False), (max_sec, maxs, True)):
+            try:
+                v = _convert(_get(sec, path), t, is_max)
+            except (ValueError, TypeError, ArithmeticError):
+                v = None
+            if v is not None:
+                out[name] = v
+    return num, mins, maxs, nulls, user_tags
