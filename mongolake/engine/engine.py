@@ -332,6 +332,15 @@ class Engine(ReadOps, WriteOps):
                     log.exception("background flush failed")
                 last = time.time()
 
+    # -- maintenance ---------------------------------------------------------
+    def compact(self, db: str, name: str, **kw: Any) -> dict:
+        from .maintenance import compact
+        return compact(self, db, name, **kw)
+
+    def vacuum(self, db: str, name: str, **kw: Any) -> dict:
+        from .maintenance import vacuum
+        return vacuum(self, db, name, **kw)
+
     # -- time travel ---------------------------------------------------------
     def snapshot_view(self, db: str, name: str, *, version: int | None = None,
                       timestamp: datetime | None = None) -> Collection:

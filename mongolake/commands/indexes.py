@@ -1,0 +1,169 @@
+"""createIndexes, listIndexes, dropIndexes: index metadata kept in the catalog.
+
+Unique indexes are enforced by the engine on every write. (Secondary index
+structures that speed queries up are a later step; see docs/compatibility.md.)
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from mongolake.errors import ErrorCode, MongoError
+
+from . import bsonreply
+from .context import Ctx
+from .crud_read import open_cursor
+from .registry import command
+
+_KINDS = {"hashed", "text", "2dsphere", "2d"}
+_OPTION_KEYS = {"unique", "sparse", "partialFilterExpression", "expireAfterSeconds", "collation", "hidden",
+                "weights", "default_language", "language_override", "textIndexVersion", "2dsphereIndexVersion",
+                "bits", "min", "max", "wildcardProjection", "background", "storageEngine", "v", "bucketSize"}
+
+
+def default_name(key: dict) -> str:
+    return "_".join(f"{k}_{v}" for k, v in key.items())
+
+
+def validate_spec(spec: Any) -> dict:
+    if not isinstance(spec, dict):
+        raise MongoError(ErrorCode.TypeMismatch, "index specification must be an object")
+    key = spec.get("key")
+    if not isinstance(key, dict) or not key:
+        raise MongoError(ErrorCode.CannotCreateIndex, "Index keys cannot be empty." if isinstance(key, dict)
+                         else "The 'key' field is a required property of an index specification")
+    for f, v in key.items():
+        if not f:
+            raise MongoError(ErrorCode.CannotCreateIndex, "Index keys cannot be an empty field.")
+        if isinstance(v, bool) or not (isinstance(v, (int, float)) and v != 0 or v in _KINDS):
+            raise MongoError(ErrorCode.CannotCreateIndex,
+                             f"Values in the index key pattern can only be numbers or strings, and non-zero; got {f}: {v!r}")
+    name = spec.get("name", default_name(key))
+    if not isinstance(name, str) or not name:
+        raise MongoError(ErrorCode.CannotCreateIndex, "index name must be a non-empty string")
+    for k in spec:
+        if k not in ("key", "name") and k not in _OPTION_KEYS:
+            raise MongoError(ErrorCode.InvalidIndexSpecificationOption,
+                             f"The field '{k}' is not valid for an index specification. Specification: {spec}")
+    if any(v in _KINDS for v in key.values()):
+        raise MongoError(ErrorCode.NotImplemented,
+                         f"{', '.join(sorted(set(v for v in key.values() if v in _KINDS)))} indexes are not "
+                         "supported yet by MongoLake")
+    out = {"v": 2, "key": dict(key), "name": name}
+    for k in sorted(_OPTION_KEYS & set(spec)):
+        if k not in ("v", "background"):
+            out[k] = spec[k]
+    if "partialFilterExpression" in out:
+        from mongolake.query.filter import parse_filter
+        parse_filter(out["partialFilterExpression"])
+    return out
+
+
+def _same_options(a: dict, b: dict) -> bool:
+    keys = ("unique", "sparse", "partialFilterExpression", "expireAfterSeconds", "collation")
+    return all(bool(a.get(k)) == bool(b.get(k)) if k in ("unique", "sparse") else a.get(k) == b.get(k)
+               for k in keys)
+
+
+@command("createIndexes", help="Create indexes (metadata kept; unique enforced).", write=True)
+async def create_indexes(ctx: Ctx) -> dict:
+    name = ctx.coll_name()
+    specs = ctx.body.get("indexes")
+    if not isinstance(specs, list) or not specs:
+        raise MongoError(ErrorCode.BadValue, "Must specify at least one index to create")
+    new = [validate_spec(s) for s in specs]
+    eng = ctx.engine
+    created = eng.get_collection(ctx.db, name) is None
+    c = eng.collection_for_write(ctx.db, name)
+    existing = list(c.meta.indexes)
+    before = len(existing)
+    to_add = []
+    for spec in new:
+        same_name = next((ix for ix in existing + to_add if ix["name"] == spec["name"]), None)
+        same_key = next((ix for ix in existing + to_add if list(ix["key"].items()) == list(spec["key"].items())),
+                        None)
+        if same_name is not None:
+            if list(same_name["key"].items()) != list(spec["key"].items()):
+                raise MongoError(ErrorCode.IndexKeySpecsConflict,
+                                 f"An existing index has the same name as the requested index. When index names are "
+                                 f"not specified, they are auto generated and can cause conflicts. Please refer to "
+                                 f"our documentation. Requested index: {spec}, existing index: {same_name}")
+            if not _same_options(same_name, spec):
+                raise MongoError(ErrorCode.IndexOptionsConflict,
+                                 f"An equivalent index already exists with the same name but different options. "
+                                 f"Requested index: {spec}, existing index: {same_name}")
+            continue
+        if same_key is not None and _same_options(same_key, spec):
+            raise MongoError(ErrorCode.IndexOptionsConflict,
+                             f"Index already exists with a different name: {same_key['name']}")
+        if spec.get("unique"):
+            _check_existing_unique(ctx, c, spec)
+        to_add.append(spec)
+    if to_add:
+        eng.set_indexes(c, existing + to_add)
+    out: dict[str, Any] = {"numIndexesBefore": before, "numIndexesAfter": before + len(to_add),
+                           "createdCollectionAutomatically": created}
+    if not to_add:
+        out["note"] = "all indexes already exist"
+    out["ok"] = 1.0
+    return out
+
+
+def _check_existing_unique(ctx: Ctx, c: Any, spec: dict) -> None:
+    from mongolake.errors import duplicate_key
+    from mongolake.query import keystring
+    from mongolake.query.paths import index_key_values
+
+    fields = list(spec["key"])
+    seen: set[bytes] = set()
+    for _raw, d in ctx.engine.iter_matching(c, spec.get("partialFilterExpression") or {}, decode=True):
+        vals = index_key_values(d, fields) if not spec.get("sparse") else index_key_values(d, fields, sparse=True)
+        if vals is None:
+            continue
+        k = b"".join(keystring.encode_key(v) for v in vals)
+        if k in seen:
+            raise duplicate_key(c.ns, spec["name"], dict(spec["key"]), dict(zip(fields, vals)))
+        seen.add(k)
+
+
+@command("listIndexes", help="Indexes of a collection (cursor).")
+async def list_indexes(ctx: Ctx) -> bytes:
+    name = ctx.coll_name()
+    c = ctx.engine.get_collection(ctx.db, name)
+    if c is None:
+        raise MongoError(ErrorCode.NamespaceNotFound, f"ns does not exist: {ctx.db}.{name}")
+    docs = [bsonreply.encode(ix) for ix in c.meta.indexes]
+    cursor = ctx.body.get("cursor") or {}
+    bs = cursor.get("batchSize") if isinstance(cursor, dict) else None
+    return open_cursor(ctx, ctx.ns(name), iter(docs), batch_size=bs)
+
+
+@command("dropIndexes", "deleteIndexes", help="Drop indexes by name, key pattern, list or '*'.", write=True)
+async def drop_indexes(ctx: Ctx) -> dict:
+    name = ctx.coll_name()
+    c = ctx.engine.get_collection(ctx.db, name)
+    if c is None:
+        raise MongoError(ErrorCode.NamespaceNotFound, f"ns not found {ctx.db}.{name}")
+    which = ctx.body.get("index")
+    existing = list(c.meta.indexes)
+    before = len(existing)
+    if which == "*":
+        keep = [ix for ix in existing if ix["name"] == "_id_"]
+    else:
+        targets = which if isinstance(which, list) else [which]
+        keep = list(existing)
+        for t in targets:
+            if isinstance(t, str):
+                ix = next((i for i in keep if i["name"] == t), None)
+                if ix is None:
+                    raise MongoError(ErrorCode.IndexNotFound, f"index not found with name [{t}]")
+            elif isinstance(t, dict):
+                ix = next((i for i in keep if list(i["key"].items()) == list(t.items())), None)
+                if ix is None:
+                    raise MongoError(ErrorCode.IndexNotFound, f"can't find index with key: {t}")
+            else:
+                raise MongoError(ErrorCode.TypeMismatch, "index must be a string, an object or an array of names")
+            if ix["name"] == "_id_":
+                raise MongoError(ErrorCode.InvalidOptions, "cannot drop _id index")
+            keep.remove(ix)
+    ctx.engine.set_indexes(c, keep)
+    return {"nIndexesWas": before, "ok": 1.0}
