@@ -154,6 +154,11 @@ class StorageBackend(ABC):
         self.write(dst, self.read(src))
 
     def move(self, src: str, dst: str) -> None:
+        if src == dst:   # copy-then-delete would lose the object
+            validate_path(src)
+            if not self.exists(src):
+                raise NotFoundError(src)
+            return
         self.copy(src, dst)
         self.delete(src)
 

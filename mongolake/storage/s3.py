@@ -430,13 +430,17 @@ class S3Storage(StorageBackend):
     def copy(self, src: str, dst: str) -> None:
         """Server-side copy (objects up to 5 GiB)."""
         skey, dkey = self._key(src), self._key(dst)
+        if skey == dkey:   # S3 refuses a copy onto itself
+            self.stat(src)
+            return
         self._call("copy", src, lambda _a: self._client.copy_object(
             Bucket=self.bucket, Key=dkey, CopySource={"Bucket": self.bucket, "Key": skey}))
 
     def move(self, src: str, dst: str) -> None:
         """Server-side copy, then delete (S3 has no rename: not atomic)."""
         self.copy(src, dst)
-        self.delete(src)
+        if src != dst:
+            self.delete(src)
 
     def close(self) -> None:
         try:

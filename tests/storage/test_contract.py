@@ -186,6 +186,9 @@ def test_copy_and_move(backend):
     backend.write("other", b"old")
     backend.move("moved/deep/a", "other")          # replaces
     assert backend.read("other") == b"changed"
+    backend.copy("other", "other")                 # onto itself: a no-op
+    backend.move("other", "other")
+    assert backend.read("other") == b"changed"
 
 
 def test_open_input_seek_read(backend):
