@@ -1,0 +1,141 @@
+"""The aggregate command: pipelines over a collection or (``aggregate: 1``) a database."""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Iterable, Iterator
+
+from mongolake.engine.reader import ScanStats
+from mongolake.errors import ErrorCode, MongoError
+
+from . import bsonreply
+from .context import Ctx
+from .crud_read import open_cursor
+from .registry import command
+
+
+class EngineContext:
+    """What pipeline stages need from outside: other collections, writes, variables."""
+
+    def __init__(self, ctx: Ctx, let: dict | None, collation: dict | None):
+        self._ctx = ctx
+        self.db = ctx.db
+        self.engine = ctx.engine
+        now = dt.datetime.now(dt.timezone.utc)
+        self.variables: dict[str, Any] = {"NOW": now, "CLUSTER_TIME": ctx.engine.cluster_time}
+        if let:
+            if not isinstance(let, dict):
+                raise MongoError(ErrorCode.TypeMismatch, "let must be an object")
+            from mongolake.query.expressions import compile_expression
+            for k, v in let.items():
+                self.variables[k] = compile_expression(v)({}, self.variables)
+        self.collation = collation
+
+    def scan(self, db: str, coll: str, filter: dict | None = None) -> Iterable[dict]:
+        return self.engine.find(db, coll, filter or {}, as_raw=False)
+
+    def write(self, db: str, coll: str, docs: list[dict], mode: str = "insert") -> None:
+        """$out (mode 'replace': the collection becomes ``docs``) and $merge ('insert' batches)."""
+        if mode == "replace":
+            self.engine.drop_collection(db, coll)
+            if docs:
+                res = self.engine.insert(db, coll, docs, ordered=True)
+                if res.errors:
+                    raise res.errors[0][1]
+            else:
+                self.engine.create_collection(db, coll, exist_ok=True)
+            return
+        res = self.engine.insert(db, coll, docs, ordered=True)
+        if res.errors:
+            raise res.errors[0][1]
+
+    def find_one(self, db: str, coll: str, filter: dict) -> dict | None:
+        for d in self.engine.find(db, coll, filter, limit=1, as_raw=False):
+            return d
+        return None
+
+    def replace_one(self, db: str, coll: str, filter: dict, doc: dict, upsert: bool = True) -> None:
+        self.engine.update(db, coll, filter, doc, upsert=upsert)
+
+    def update_one(self, db: str, coll: str, filter: dict, update: Any, upsert: bool = False) -> None:
+        self.engine.update(db, coll, filter, update, upsert=upsert)
+
+    def delete_one(self, db: str, coll: str, filter: dict) -> None:
+        self.engine.delete(db, coll, filter, limit=1)
+
+    def collection_stats(self, db: str, coll: str) -> dict:
+        from .admin import coll_stats
+        return coll_stats(self._ctx, coll)
+
+
+def _parse(ctx: Ctx) -> tuple[Any, list, dict]:
+    from mongolake.query.aggregate import parse_pipeline
+
+    pipeline = ctx.body.get("pipeline")
+    if not isinstance(pipeline, list):
+        raise MongoError(ErrorCode.TypeMismatch, "'pipeline' option must be specified as an array")
+    return parse_pipeline(pipeline), pipeline, ctx.body
+
+
+def _source(ctx: Ctx, pl: Any, stats: ScanStats | None = None) -> Iterator[dict]:
+    target = ctx.arg
+    if target == 1 or target == 1.0:
+        return iter(())
+    if not isinstance(target, str) or not target:
+        raise MongoError(ErrorCode.InvalidNamespace, f"Invalid namespace specified '{ctx.db}.{target}'")
+    flt = pl.leading_match() or {}
+    return ctx.engine.find(ctx.db, target, flt, as_raw=False, stats=stats)
+
+
+@command("aggregate", help="Run an aggregation pipeline; returns a cursor.")
+async def aggregate(ctx: Ctx) -> bytes:
+    pl, raw_pipeline, body = _parse(ctx)
+    if body.get("explain"):
+        return bsonreply.encode(await explain_aggregate(ctx, body, "queryPlanner"))
+    cursor = body.get("cursor")
+    if not isinstance(cursor, dict):
+        raise MongoError(ErrorCode.FailedToParse,
+                         "The 'cursor' option is required, except for aggregate with the explain argument")
+    pctx = EngineContext(ctx, body.get("let"), body.get("collation"))
+    ctx.state.opcounters["command"] += 0
+    src = _source(ctx, pl)
+    rest = pl.without_leading_match()
+    out_iter = rest.run(src, pctx)
+    bs = cursor.get("batchSize")
+    target = ctx.arg
+    ns = ctx.ns(target) if isinstance(target, str) else f"{ctx.db}.$cmd.aggregate"
+    if rest.writes_output:
+        # $out / $merge run to completion now and answer an empty cursor
+        for _ in out_iter:
+            pass
+        return bsonreply.cursor_reply([], 0, ns, True)
+    return open_cursor(ctx, ns, (bsonreply.encode(d) for d in out_iter),
+                       batch_size=None if bs is None else int(bs), kind="aggregate")
+
+
+async def explain_aggregate(ctx: Ctx, body: dict, verbosity: str) -> dict:
+    pl, raw_pipeline, _ = (_parse(ctx) if body is ctx.body else _parse_inner(ctx, body))
+    stats = ScanStats()
+    coll = body.get("aggregate")
+    if isinstance(coll, str) and ctx.engine.get_collection(ctx.db, coll) is not None:
+        for _ in _source_for(ctx, coll, pl.leading_match() or {}, stats):
+            pass
+    return {"explainVersion": "1",
+            "stages": [{"$cursor": {"queryPlanner": {"namespace": f"{ctx.db}.{coll}",
+                                                     "parsedQuery": pl.leading_match() or {},
+                                                     "winningPlan": {"stage": "COLLSCAN",
+                                                                     "mongolake": stats.as_dict()}}}}]
+            + [s for s in raw_pipeline if next(iter(s)) != "$match" or raw_pipeline.index(s) > 0],
+            "command": body, "ok": 1.0}
+
+
+def _parse_inner(ctx: Ctx, body: dict):
+    from mongolake.query.aggregate import parse_pipeline
+    pipeline = body.get("pipeline")
+    if not isinstance(pipeline, list):
+        raise MongoError(ErrorCode.TypeMismatch, "'pipeline' option must be specified as an array")
+    return parse_pipeline(pipeline), pipeline, body
+
+
+def _source_for(ctx: Ctx, coll: str, flt: dict, stats: ScanStats):
+    c = ctx.engine.get_collection(ctx.db, coll)
+    return ctx.engine.iter_matching(c, flt, stats=stats)

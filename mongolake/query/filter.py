@@ -1,0 +1,616 @@
+"""Query filters parsed once into an immutable expression tree.
+
+:func:`parse_filter` turns a MongoDB filter document into a tree of frozen
+dataclasses (the node classes below). Syntax errors are raised here, at parse
+time, as :class:`~mongolake.errors.MongoError` with MongoDB's codes and
+messages. The tree is then consumed by visitors, never by re-reading the raw
+filter: :mod:`matcher` (documents), :mod:`zonemap` (file / row-group
+statistics), :mod:`pushdown` (Arrow expressions).
+
+Node semantics follow MongoDB's MatchExpression tree:
+
+* ``{a: {$ne: v}}`` is ``Not(Compare(a, "$eq", v))``; ``$nin`` is ``Not(In)``;
+  ``{$exists: false}`` is ``Not(Exists)``; ``{a: {$not: {...}}}`` is ``Not(And(...))``
+  (single children are unwrapped).
+* ``$all`` becomes an ``And`` of equalities / regexes / ``$elemMatch`` es
+  (``$all: []`` is ``AlwaysFalse``).
+* Path leaves carry ``path`` (dotted string) and ``parts`` (its components).
+* An empty filter parses to ``AlwaysTrue()``.
+
+Value objects held by the tree (lists, dicts) must not be mutated.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from bson.binary import Binary
+from bson.decimal128 import Decimal128
+from bson.regex import Regex
+
+from mongolake.errors import ErrorCode, MongoError
+from mongolake.query.bsonorder import NUMBER_TYPE_CODES, TYPE_ALIASES, VALID_TYPE_CODES, is_number
+from mongolake.query.regex import compile_regex, regex_parts
+
+__all__ = [
+    "Node", "And", "Or", "Nor", "Not", "AlwaysTrue", "AlwaysFalse", "Compare", "In", "RegexMatch",
+    "Exists", "TypeIs", "Mod", "Size", "ElemMatchObject", "ElemMatchValue", "Bits", "ExprNode",
+    "JsonSchema", "parse_filter", "is_regex", "walk", "referenced_paths",
+]
+
+
+class Node:
+    """Base class of every expression-tree node."""
+
+    __slots__ = ()
+
+
+# -- logical nodes -------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class And(Node):
+    children: tuple[Node, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Or(Node):
+    children: tuple[Node, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Nor(Node):
+    children: tuple[Node, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Not(Node):
+    child: Node
+
+
+@dataclass(frozen=True, slots=True)
+class AlwaysTrue(Node):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class AlwaysFalse(Node):
+    pass
+
+
+# -- path (leaf) nodes ---------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class _PathNode(Node):
+    path: str
+    parts: tuple[str, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "parts", tuple(self.path.split(".")) if self.path else ())
+
+
+@dataclass(frozen=True, slots=True)
+class Compare(_PathNode):
+    """``op`` is one of ``$eq $gt $gte $lt $lte``; ``value`` any BSON value
+    (a Regex only with ``$eq``, meaning equality to a stored regex)."""
+    op: str = "$eq"
+    value: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class In(_PathNode):
+    """``$in``: equality with any of ``values`` or a match of any of ``regexes``
+    (compiled ``re.Pattern`` objects, with ``regex_sources`` their (pattern, options))."""
+    values: tuple = ()
+    regexes: tuple = ()
+    regex_sources: tuple = ()
+
+    @property
+    def has_null(self) -> bool:
+        return any(v is None for v in self.values)
+
+
+@dataclass(frozen=True, slots=True)
+class RegexMatch(_PathNode):
+    pattern: str = ""
+    options: str = ""
+    regex: re.Pattern = field(default=None, compare=False, repr=False)  # type: ignore[assignment]
+
+
+@dataclass(frozen=True, slots=True)
+class Exists(_PathNode):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class TypeIs(_PathNode):
+    codes: frozenset = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Mod(_PathNode):
+    divisor: int = 1
+    remainder: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Size(_PathNode):
+    size: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ElemMatchObject(_PathNode):
+    """``$elemMatch`` with a query: some element (document or array) matches ``filter``."""
+    filter: Node = None  # type: ignore[assignment]
+
+
+@dataclass(frozen=True, slots=True)
+class ElemMatchValue(_PathNode):
+    """``$elemMatch`` with operators: some element satisfies every predicate
+    (predicates are path nodes with the empty path, applied to the element)."""
+    predicates: tuple[Node, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Bits(_PathNode):
+    """``op`` is ``$bitsAllSet $bitsAllClear $bitsAnySet $bitsAnyClear``; ``mask`` a
+    non-negative int whose set bits are the tested positions. Bit positions
+    beyond 65535 (absurd but legal) are listed in ``high_positions`` instead."""
+    op: str = "$bitsAllSet"
+    mask: int = 0
+    high_positions: tuple = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ExprNode(Node):
+    """``$expr``; ``fn(doc, variables)`` is the compiled aggregation expression."""
+    spec: Any = None
+    fn: Callable = field(default=None, compare=False, repr=False)  # type: ignore[assignment]
+
+
+@dataclass(frozen=True, slots=True)
+class JsonSchema(Node):
+    """``$jsonSchema``; ``validate(doc) -> bool`` is the compiled schema."""
+    schema: Any = None
+    validate: Callable = field(default=None, compare=False, repr=False)  # type: ignore[assignment]
+
+
+# -- helpers -------------------------------------------------------------------
+
+def is_regex(v: Any) -> bool:
+    return isinstance(v, (Regex, re.Pattern))
+
+
+def walk(node: Node):
+    """Pre-order iteration over a tree (does not enter $elemMatch sub-filters)."""
+    yield node
+    if isinstance(node, (And, Or, Nor)):
+        for c in node.children:
+            yield from walk(c)
+    elif isinstance(node, Not):
+        yield from walk(node.child)
+
+
+def referenced_paths(node: Node) -> set[str]:
+    """Top-level document paths a tree reads (``$expr``/``$jsonSchema`` add ``"$ROOT"``)."""
+    out: set[str] = set()
+    for n in walk(node):
+        if isinstance(n, _PathNode):
+            out.add(n.path)
+        elif isinstance(n, (ExprNode, JsonSchema)):
+            out.add("$ROOT")
+    return out
+
+
+def _bad(msg: str) -> MongoError:
+    return MongoError(ErrorCode.BadValue, msg)
+
+
+def _show(name: str, v: Any) -> str:
+    """How MongoDB prints an element in messages: ``$size: "a"``."""
+    if isinstance(v, str):
+        return f'{name}: "{v}"'
+    if isinstance(v, bool):
+        return f"{name}: {'true' if v else 'false'}"
+    if isinstance(v, float):
+        return f"{name}: {v!r}"
+    if v is None:
+        return f"{name}: null"
+    try:
+        from bson import json_util
+        return f"{name}: {json_util.dumps(v)}"
+    except Exception:  # pragma: no cover - exotic values
+        return f"{name}: {v!r}"
+
+
+def _is_dbref_doc(obj: Mapping, allow_incomplete: bool) -> bool:
+    keys = set(obj)
+    if allow_incomplete:
+        return bool(keys & {"$ref", "$id", "$db"})
+    return "$ref" in keys and "$id" in keys
+
+
+def _is_expression_doc(v: Any, allow_incomplete_dbref: bool = False) -> bool:
+    if not isinstance(v, Mapping) or not v:
+        return False
+    first = next(iter(v))
+    return isinstance(first, str) and first.startswith("$") and not _is_dbref_doc(v, allow_incomplete_dbref)
+
+
+def _as_and(nodes: list[Node]) -> Node:
+    if len(nodes) == 1:
+        return nodes[0]
+    return And(tuple(nodes))
+
+
+# -- parser ----------------------------------------------------------------------
+
+_TOP, _USER_TOP, _SUB = 0, 1, 2
+_GEO = {"$near", "$nearSphere", "$geoWithin", "$geoIntersects", "$within", "$geoNear"}
+_CMP = {"$eq", "$gt", "$gte", "$lt", "$lte"}
+_BITS = {"$bitsAllSet", "$bitsAllClear", "$bitsAnySet", "$bitsAnyClear"}
+_PATHLESS = {"$and", "$or", "$nor", "$expr", "$where", "$text", "$comment", "$jsonSchema",
+             "$alwaysTrue", "$alwaysFalse", "$sampleRate", "$atomic", "$isolated"}
+
+
+def parse_filter(spec: Mapping[str, Any], *, in_aggregation: bool = False) -> Node:
+    """Parse a filter document into an expression tree (raises MongoError on bad syntax).
+
+    ``in_aggregation`` selects the ``$where`` refusal MongoDB gives inside
+    ``$match`` (BadValue "$where is not allowed in this context") instead of
+    the one a server without JavaScript gives for queries (6108304).
+    """
+    if not isinstance(spec, Mapping):
+        raise MongoError(ErrorCode.TypeMismatch, "filter must be an object")
+    node = _Parser(in_aggregation).parse_doc(spec, _TOP)
+    if isinstance(node, And) and not node.children:
+        return AlwaysTrue()
+    return node
+
+
+class _Parser:
+    def __init__(self, in_aggregation: bool):
+        self.in_aggregation = in_aggregation
+
+    # {field: value, $op: ...}
+    def parse_doc(self, obj: Mapping[str, Any], level: int) -> Node:
+        nodes: list[Node] = []
+        next_level = _USER_TOP if level == _TOP else level
+        for key, val in obj.items():
+            if not isinstance(key, str):
+                raise _bad("field names must be strings")
+            if key.startswith("$"):
+                n = self.parse_pathless(key, val, level)
+                if n is not None:
+                    nodes.append(n)
+            elif _is_expression_doc(val):
+                nodes.extend(self.parse_sub(key, val, next_level))
+            elif is_regex(val):
+                nodes.append(self.regex_node(key, val))
+            else:
+                nodes.append(Compare(key, "$eq", val))
+        return And(tuple(nodes)) if len(nodes) != 1 else nodes[0]
+
+    def parse_pathless(self, key: str, val: Any, level: int) -> Node | None:
+        if key in ("$and", "$or", "$nor"):
+            if not isinstance(val, list):
+                raise _bad(f"{key} must be an array")
+            if not val:
+                raise _bad("$and/$or/$nor must be a nonempty array")
+            subs = []
+            for e in val:
+                if not isinstance(e, Mapping):
+                    raise _bad("$or/$and/$nor entries need to be full objects")
+                subs.append(self.parse_doc(e, level))
+            return {"$and": And, "$or": Or, "$nor": Nor}[key](tuple(subs))
+        if key == "$comment":
+            return None
+        if key in ("$ref", "$id", "$db"):                 # DBRef fields queried by name
+            return Compare(key, "$eq", val)
+        if key == "$expr":
+            if level == _SUB:
+                raise _bad("$expr can only be applied to the top-level document")
+            return self.parse_expr(val)
+        if key == "$where":
+            if self.in_aggregation:
+                raise _bad("$where is not allowed in this context")
+            raise MongoError(6108304, "no globalScriptEngine in $where parsing")
+        if key == "$text":
+            if level == _SUB:
+                raise _bad("$text can only be applied to the top-level document")
+            raise MongoError(ErrorCode.NotImplemented, "$text is not supported yet (needs a text index)")
+        if key == "$jsonSchema":
+            if not isinstance(val, Mapping):
+                raise MongoError(ErrorCode.TypeMismatch, "$jsonSchema must be an object")
+            from mongolake.query.jsonschema import compile_schema
+            return JsonSchema(val, compile_schema(val))
+        if key in ("$alwaysTrue", "$alwaysFalse"):
+            if not is_number(val) or val != 1:
+                raise MongoError(ErrorCode.FailedToParse, f"{key} must be an integer value of 1")
+            return AlwaysTrue() if key == "$alwaysTrue" else AlwaysFalse()
+        if key == "$sampleRate":
+            raise MongoError(ErrorCode.NotImplemented, "$sampleRate is not supported")
+        raise _bad(f"unknown top level operator: {key}")
+
+    def parse_expr(self, val: Any) -> Node:
+        try:
+            from mongolake.query import expressions
+        except ImportError:
+            raise MongoError(ErrorCode.NotImplemented, "$expr is not available in this build") from None
+        return ExprNode(val, expressions.compile_expression(val))
+
+    # {field: {$op: v, ...}}
+    def parse_sub(self, path: str, obj: Mapping[str, Any], level: int) -> list[Node]:
+        first = next(iter(obj))
+        if first in ("$near", "$nearSphere", "$geoNear") and isinstance(obj[first], (Mapping, list)):
+            raise MongoError(ErrorCode.NotImplemented, f"{first} is not supported yet (needs a geospatial index)")
+        out = []
+        for op, val in obj.items():
+            n = self.parse_sub_field(obj, path, op, val, level)
+            if n is not None:
+                out.append(n)
+        return out
+
+    def parse_sub_field(self, ctx: Mapping, path: str, op: str, val: Any, level: int) -> Node | None:
+        if op == "$not":
+            return self.parse_not(path, val, level)
+        if op in _CMP:
+            if op != "$eq" and is_regex(val):
+                raise _bad(f"Can't have RegEx as arg to predicate over field '{path}'.")
+            return Compare(path, op, val)
+        if op == "$ne":
+            if is_regex(val):
+                raise _bad("Can't have regex as arg to $ne.")
+            return Not(Compare(path, "$eq", val))
+        if op in ("$in", "$nin"):
+            if not isinstance(val, list):
+                raise _bad(f"{op} needs an array")
+            node = self.in_node(path, val)
+            return node if op == "$in" else Not(node)
+        if op == "$exists":
+            return Exists(path) if _truthy(val) else Not(Exists(path))
+        if op == "$size":
+            try:
+                n = _non_negative_int(op, val, int32=True)
+            except MongoError as exc:
+                raise _bad(f"Failed to parse $size. {exc.message}") from None
+            return Size(path, size=n)
+        if op == "$type":
+            return TypeIs(path, codes=_parse_types(path, val))
+        if op == "$mod":
+            return _parse_mod(path, val)
+        if op == "$regex":
+            return self.regex_from_doc(path, ctx)
+        if op == "$options":
+            if "$regex" in ctx:
+                return None
+            raise _bad("$options needs a $regex")
+        if op == "$elemMatch":
+            return self.parse_elem_match(path, val)
+        if op == "$all":
+            return self.parse_all(path, val)
+        if op in _BITS:
+            mask, high = _parse_bitmask(op, val)
+            return Bits(path, op=op, mask=mask, high_positions=high)
+        if op in _GEO:
+            if op in ("$near", "$nearSphere", "$geoNear"):
+                raise _bad(f"near must be first in: {dict(ctx)}")
+            raise MongoError(ErrorCode.NotImplemented, f"{op} is not supported yet (geospatial queries)")
+        if op == "$where":
+            raise _bad("$where cannot be applied to a field")
+        raise _bad(f"unknown operator: {op}")
+
+    def parse_not(self, path: str, val: Any, level: int) -> Node:
+        if is_regex(val):
+            return Not(self.regex_node(path, val))
+        if not isinstance(val, Mapping):
+            raise _bad("$not needs a regex or a document")
+        if not val:
+            raise _bad("$not cannot be empty")
+        return Not(_as_and(self.parse_sub(path, val, level)))
+
+    def in_node(self, path: str, arr: list) -> In:
+        values, regexes, sources = [], [], []
+        for e in arr:
+            if _is_expression_doc(e):
+                raise _bad("cannot nest $ under $in")
+            if is_regex(e):
+                pat, opts = regex_parts(e)
+                regexes.append(compile_regex(pat, opts))
+                sources.append((pat, opts))
+            else:
+                values.append(e)
+        return In(path, values=tuple(values), regexes=tuple(regexes), regex_sources=tuple(sources))
+
+    def regex_node(self, path: str, value: Any) -> RegexMatch:
+        pat, opts = regex_parts(value)
+        return RegexMatch(path, pattern=pat, options=opts, regex=compile_regex(pat, opts))
+
+    def regex_from_doc(self, path: str, ctx: Mapping) -> RegexMatch:
+        pattern, options = "", ""
+        for k, v in ctx.items():
+            if k == "$regex":
+                if isinstance(v, str):
+                    pattern = v
+                elif is_regex(v):
+                    pattern, flags = regex_parts(v)
+                    if flags:
+                        if options:
+                            raise MongoError(51074, "options set in both $regex and $options")
+                        options = flags
+                else:
+                    raise _bad("$regex has to be a string")
+            elif k == "$options":
+                if not isinstance(v, str):
+                    raise _bad("$options has to be a string")
+                if options:
+                    raise MongoError(51075, "options set in both $regex and $options")
+                options = v
+        return RegexMatch(path, pattern=pattern, options=options, regex=compile_regex(pattern, options))
+
+    def parse_elem_match(self, path: str, val: Any) -> Node:
+        if not isinstance(val, Mapping):
+            raise _bad("$elemMatch needs an Object")
+        value_form = False
+        if _is_expression_doc(val, allow_incomplete_dbref=True):
+            value_form = next(iter(val)) not in _PATHLESS
+        if value_form:
+            preds = self.parse_sub("", val, _SUB)
+            return ElemMatchValue(path, predicates=tuple(preds))
+        if "$where" in val:
+            raise _bad("$elemMatch cannot contain $where expression")
+        return ElemMatchObject(path, filter=self.parse_doc(val, _SUB))
+
+    def parse_all(self, path: str, val: Any) -> Node:
+        if not isinstance(val, list):
+            raise _bad("$all needs an array")
+        if val and isinstance(val[0], Mapping) and val[0] and next(iter(val[0])) == "$elemMatch":
+            subs = []
+            for e in val:
+                if not isinstance(e, Mapping) or not e or next(iter(e)) != "$elemMatch":
+                    raise _bad("$all/$elemMatch has to be consistent")
+                subs.append(self.parse_elem_match(path, e["$elemMatch"]))
+            return _as_and(subs)
+        nodes: list[Node] = []
+        for e in val:
+            if is_regex(e):
+                nodes.append(self.regex_node(path, e))
+            elif isinstance(e, Mapping) and e and _is_operator(next(iter(e))):
+                raise _bad("no $ expressions in $all")
+            else:
+                nodes.append(Compare(path, "$eq", e))
+        if not nodes:
+            return AlwaysFalse()
+        return _as_and(nodes)
+
+
+_PATH_OPERATORS = _CMP | _BITS | _GEO | {
+    "$ne", "$in", "$nin", "$exists", "$size", "$type", "$mod", "$regex", "$options", "$elemMatch",
+    "$all", "$not"}
+
+
+def _is_operator(name: Any) -> bool:
+    return name in _PATH_OPERATORS
+
+
+def _truthy(v: Any) -> bool:
+    """BSONElement::trueValue (used by $exists)."""
+    if v is None:
+        return False
+    if isinstance(v, bool):
+        return v
+    if is_number(v):
+        if isinstance(v, Decimal128):
+            d = v.to_decimal()
+            return not d.is_zero() or d.is_nan()
+        return v != 0 or (isinstance(v, float) and math.isnan(v))
+    return True
+
+
+def _non_negative_int(op: str, v: Any, *, int32: bool = False) -> int:
+    """MongoDB's parseIntegerElementToNonNegative{Int,Long} (FailedToParse errors)."""
+    shown = _show(op, v)
+    if not is_number(v):
+        raise MongoError(ErrorCode.FailedToParse, f"Expected a number in: {shown}")
+    if isinstance(v, Decimal128):
+        d = v.to_decimal()
+        if d.is_nan():
+            raise MongoError(ErrorCode.FailedToParse, f"Expected an integer, but found NaN in: {shown}")
+        if d.is_infinite() or d != d.to_integral_value():
+            raise MongoError(ErrorCode.FailedToParse, f"Expected an integer: {shown}")
+        n = int(d)
+    elif isinstance(v, float):
+        if math.isnan(v):
+            raise MongoError(ErrorCode.FailedToParse, f"Expected an integer, but found NaN in: {shown}")
+        if v >= 2.0 ** 63 or v < -(2.0 ** 63):
+            raise MongoError(ErrorCode.FailedToParse, f"Cannot represent as a 64-bit integer: {shown}")
+        if v != math.floor(v):
+            raise MongoError(ErrorCode.FailedToParse, f"Expected an integer: {shown}")
+        n = int(v)
+    else:
+        n = int(v)
+    if n < 0:
+        raise MongoError(ErrorCode.FailedToParse, f"Expected a positive number in: {shown}")
+    if int32 and n > 2 ** 31 - 1:
+        raise MongoError(ErrorCode.FailedToParse, f"Cannot represent as a 32-bit integer: {shown}")
+    return n
+
+
+def _parse_types(path: str, val: Any) -> frozenset:
+    items = val if isinstance(val, list) else [val]
+    codes: set[int] = set()
+    for t in items:
+        if isinstance(t, str):
+            if t == "number":
+                codes |= NUMBER_TYPE_CODES
+            elif t in TYPE_ALIASES:
+                codes.add(TYPE_ALIASES[t])
+            else:
+                raise _bad(f"Unknown type name alias: {t}")
+        elif is_number(t):
+            num = float(t.to_decimal()) if isinstance(t, Decimal128) else float(t)
+            if math.isnan(num) or num != math.floor(num) or int(num) not in VALID_TYPE_CODES:
+                shown = int(num) if not math.isnan(num) and num == math.floor(num) else num
+                raise _bad(f"Invalid numerical type code: {shown}")
+            codes.add(int(num))
+        else:
+            raise MongoError(ErrorCode.TypeMismatch, "type must be represented as a number or a string")
+    if not codes:
+        raise MongoError(ErrorCode.FailedToParse, f"{path} must match at least one type")
+    return frozenset(codes)
+
+
+def _coerce_long(v: Any, what: str) -> int:
+    d = v.to_decimal() if isinstance(v, Decimal128) else v
+    if isinstance(d, float) and (math.isnan(d) or math.isinf(d)) or (
+            not isinstance(d, (int, float)) and (d.is_nan() or d.is_infinite())):
+        raise _bad(f"malformed mod, {what} value is invalid :: caused by :: "
+                   "Unable to coerce NaN/Inf to integral type")
+    n = int(d)
+    if not -(2 ** 63) <= n < 2 ** 63:
+        raise _bad(f"malformed mod, {what} value is invalid :: caused by :: "
+                   "Out of bounds coercing to integral value")
+    return n
+
+
+def _parse_mod(path: str, val: Any) -> Mod:
+    if not isinstance(val, list):
+        raise _bad("malformed mod, needs to be an array")
+    if len(val) < 1:
+        raise _bad("malformed mod, not enough elements")
+    if not is_number(val[0]):
+        raise _bad("malformed mod, divisor not a number")
+    if len(val) < 2:
+        raise _bad("malformed mod, not enough elements")
+    if not is_number(val[1]):
+        raise _bad("malformed mod, remainder not a number")
+    if len(val) > 2:
+        raise _bad("malformed mod, too many elements")
+    divisor = _coerce_long(val[0], "divisor")
+    remainder = _coerce_long(val[1], "remainder")
+    if divisor == 0:
+        raise _bad("divisor cannot be 0")
+    return Mod(path, divisor=divisor, remainder=remainder)
+
+
+def _parse_bitmask(op: str, val: Any) -> tuple[int, tuple]:
+    if isinstance(val, list):
+        mask, high = 0, set()
+        for e in val:
+            try:
+                pos = _non_negative_int(op, e, int32=True)
+            except MongoError as exc:
+                raise _bad(f"Failed to parse bit position. {exc.message}") from None
+            if pos > 65535:
+                high.add(pos)
+            else:
+                mask |= 1 << pos
+        return mask, tuple(sorted(high))
+    if is_number(val):
+        return _non_negative_int(op, val), ()
+    if isinstance(val, (bytes, Binary)):
+        return int.from_bytes(bytes(val), "little"), ()
+    if type(val).__name__ == "UUID":
+        return int.from_bytes(val.bytes, "little"), ()
+    raise _bad(f"{op} takes an Array, a number, or a BinData but received: {_show(op, val)}")

@@ -1,0 +1,247 @@
+"""Sort specifications: ``parse_sort(spec) -> Sort`` with MongoDB's sort semantics.
+
+* Compound keys ``{a: 1, "b.c": -1}``; values must be numbers that truncate to
+  1 or -1 (15975), other values are illegal keys (15974).
+* A field holding an array sorts by its smallest element ascending and its largest
+  element descending; ``"a.b"`` over an array of documents considers every ``b``
+  (a document without ``b`` contributes null). Missing sorts as null. An empty
+  array sorts below null (MongoDB: "an empty array is less than null or missing").
+* Values compare by BSON order (:mod:`mongolake.query.bsonorder`); strings honour
+  the collation given to :func:`parse_sort`.
+* ``{$natural: 1|-1}`` is kept as :attr:`Sort.natural` (storage order; the key is
+  then constant). ``{$meta: "textScore"}`` is accepted by the parser but raises
+  NotImplemented (there is no text search yet).
+
+:meth:`Sort.key` returns an object usable as ``key=`` for ``sorted``/``heapq``;
+:meth:`Sort.top_k` keeps the ``k`` first documents with a bounded heap.
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+from typing import Any, Iterable
+
+from mongolake.errors import ErrorCode, MongoError
+from mongolake.query import bsonorder
+from mongolake.query.collation import Collation
+from mongolake.query.docpath import fmt_elem, parse_index
+
+__all__ = ["Sort", "parse_sort", "sort_value", "EMPTY_ARRAY"]
+
+
+class _EmptyArray:
+    """Sort value of an empty array: below null/missing, above MinKey."""
+
+    def __repr__(self) -> str:
+        return "EMPTY_ARRAY"
+
+
+EMPTY_ARRAY: Any = _EmptyArray()
+
+
+def _cmp(a: Any, b: Any) -> int:
+    ea, eb = a is EMPTY_ARRAY, b is EMPTY_ARRAY
+    if ea or eb:
+        if ea and eb:
+            return 0
+        other = b if ea else a
+        rank = bsonorder.canonical_rank(other)
+        r = 1 if rank == bsonorder.MINKEY else -1
+        return r if ea else -r
+    return bsonorder.compare(a, b)
+
+
+def _candidates(value: Any, parts: tuple[str, ...], i: int, out: list) -> None:
+    """Collect the values a sort path produces (arrays expanded one level at each step)."""
+    if i == len(parts):
+        if isinstance(value, list):
+            if not value:
+                out.append(EMPTY_ARRAY)
+            else:
+                out.extend(value)
+        else:
+            out.append(value)
+        return
+    part = parts[i]
+    if isinstance(value, dict):
+        _candidates(value.get(part, None), parts, i + 1, out)
+    elif isinstance(value, list):
+        idx = parse_index(part)
+        if idx is not None:
+            if idx < len(value):
+                _candidates(value[idx], parts, i + 1, out)
+            else:
+                out.append(None)
+            return
+        if not value:
+            out.append(None)
+            return
+        for el in value:
+            if isinstance(el, dict):
+                _candidates(el.get(part, None), parts, i + 1, out)
+            elif isinstance(el, list):
+                # arrays directly nested in arrays are not traversed by name
+                out.append(None)
+            else:
+                out.append(None)
+    else:
+        out.append(None)
+
+
+def sort_value(doc: dict, parts: tuple[str, ...], direction: int, collation: Collation | None = None) -> Any:
+    """The single value a document sorts by for one sort path and direction."""
+    vals: list = []
+    _candidates(doc, parts, 0, vals)
+    if collation is not None:
+        vals = [v if v is EMPTY_ARRAY else collation.transform(v) for v in vals]
+    best = vals[0]
+    for v in vals[1:]:
+        c = _cmp(v, best)
+        if (c < 0 and direction > 0) or (c > 0 and direction < 0):
+            best = v
+    return best
+
+
+class SortKey:
+    """Comparable wrapper of the per-field sort values of one document."""
+
+    __slots__ = ("values", "dirs")
+
+    def __init__(self, values: tuple, dirs: tuple):
+        self.values = values
+        self.dirs = dirs
+
+    def compare(self, other: "SortKey") -> int:
+        for a, b, d in zip(self.values, other.values, self.dirs):
+            c = _cmp(a, b)
+            if c:
+                return c if d > 0 else -c
+        return 0
+
+    def __lt__(self, other: "SortKey") -> bool:
+        return self.compare(other) < 0
+
+    def __gt__(self, other: "SortKey") -> bool:
+        return self.compare(other) > 0
+
+    def __le__(self, other: "SortKey") -> bool:
+        return self.compare(other) <= 0
+
+    def __ge__(self, other: "SortKey") -> bool:
+        return self.compare(other) >= 0
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SortKey) and self.compare(other) == 0
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"SortKey({self.values!r}, {self.dirs!r})"
+
+
+class Sort:
+    """A parsed sort: ``fields`` is a tuple of ``(path, direction)``."""
+
+    def __init__(self, fields: list[tuple[str, int]], *, natural: int | None = None,
+                 collation: Collation | None = None, meta: str | None = None):
+        self.fields = tuple(fields)
+        self.natural = natural
+        self.collation = collation
+        self.meta = meta
+        self._parts = tuple(tuple(p.split(".")) for p, _ in fields)
+        self._dirs = tuple(d for _, d in fields)
+
+    def __bool__(self) -> bool:
+        return bool(self.fields)
+
+    def __repr__(self) -> str:
+        return f"Sort({self.fields!r}, natural={self.natural!r})"
+
+    @property
+    def spec(self) -> dict:
+        if self.natural is not None:
+            return {"$natural": self.natural}
+        return dict(self.fields)
+
+    @property
+    def fields_needed(self) -> set[str]:
+        """Top-level field names the sort reads."""
+        return {parts[0] for parts in self._parts}
+
+    def _check_usable(self) -> None:
+        if self.meta is not None:
+            raise MongoError(ErrorCode.NotImplemented, f"sorting by {{$meta: \"{self.meta}\"}} is not supported")
+
+    def key(self, doc: dict) -> SortKey:
+        """A comparable key: ``sorted(docs, key=sort.key)`` sorts as MongoDB does."""
+        self._check_usable()
+        return SortKey(tuple(sort_value(doc, parts, d, self.collation) for parts, d in zip(self._parts, self._dirs)),
+                       self._dirs)
+
+    def compare(self, a: dict, b: dict) -> int:
+        return self.key(a).compare(self.key(b))
+
+    def sort(self, docs: Iterable[dict]) -> list[dict]:
+        """A new sorted list (stable: ties keep their input order)."""
+        if not self.fields:
+            return list(docs)
+        return sorted(docs, key=self.key)
+
+    def top_k(self, docs: Iterable[dict], k: int) -> list[dict]:
+        """The ``k`` first documents in sort order (stable), using a bounded heap."""
+        if k <= 0:
+            return []
+        if not self.fields:
+            return list(itertools.islice(docs, k))
+        return heapq.nsmallest(k, docs, key=self.key)
+
+
+def _direction(path: str, v: Any) -> int:
+    if isinstance(v, bool) or not bsonorder.is_number(v):
+        raise MongoError(15974, f"Illegal key in $sort specification: {fmt_elem(path, v)}")
+    n = bsonorder.to_number(v)
+    try:
+        d = int(n)
+    except (ValueError, OverflowError):  # NaN / infinity
+        d = 0
+    if d not in (1, -1):
+        raise MongoError(15975, "$sort key ordering must be 1 (for ascending) or -1 (for descending)")
+    return d
+
+
+def parse_sort(spec: Any, *, collation: Collation | None = None, require_keys: bool = False) -> Sort:
+    """Parse a sort document (``find``'s ``sort`` or a ``$sort`` stage with ``require_keys``)."""
+    if spec is None:
+        spec = {}
+    if not isinstance(spec, dict):
+        raise MongoError(15973, "the $sort key specification must be an object")
+    fields: list[tuple[str, int]] = []
+    natural = None
+    meta = None
+    for path, v in spec.items():
+        if path == "$natural":
+            natural = _direction(path, v)
+            continue
+        if not path:
+            raise MongoError(40352, "FieldPath cannot be constructed with empty string")
+        if path.startswith("$"):
+            raise MongoError(16410, "FieldPath field names may not start with '$'. "
+                                    "Consider using $getField or $setField.")
+        if any(not p for p in path.split(".")):
+            raise MongoError(15998, "FieldPath field names may not be empty strings.")
+        if isinstance(v, dict):
+            if len(v) == 1 and "$meta" in v:
+                kind = v["$meta"]
+                if kind not in ("textScore", "searchScore", "randVal", "searchHighlights", "geoNearDistance",
+                                "indexKey", "recordId", "sortKey", "vectorSearchScore", "score"):
+                    raise MongoError(17312, f"$meta for sort must be one of ... unsupported argument: {kind}")
+                meta = kind
+                fields.append((path, -1))
+                continue
+            raise MongoError(15974, f"Illegal key in $sort specification: {fmt_elem(path, v)}")
+        fields.append((path, _direction(path, v)))
+    if natural is not None and fields:
+        raise MongoError(ErrorCode.BadValue, "$natural cannot be combined with other sort keys")
+    if require_keys and not fields and natural is None:
+        raise MongoError(15976, "$sort stage must have at least one sort key")
+    return Sort(fields, natural=natural, collation=collation, meta=meta)
