@@ -5,17 +5,22 @@
   target exists), which is atomic across processes.
 * if-version-matches: an exclusive ``flock`` on a sidecar lock file serialises
   writers of one path; the version is ``mtime_ns-size-inode``.
+* Every written file gets an explicit, strictly increasing nanosecond mtime, so a
+  version is never reused even when the filesystem's clock is coarse and an inode
+  number is recycled (no ABA on if-version writes).
 """
 from __future__ import annotations
 
 import errno
 import fcntl
 import os
+import stat as _stat
 import threading
+import time
 import uuid
 
 from .base import (FileInfo, InvalidPathError, NotFoundError, StorageBackend, VersionMismatchError,
-                   validate_path, validate_prefix)
+                   check_range, validate_path, validate_prefix)
 
 _TMP_MARK = ".tmp-"
 _LOCK_SUFFIX = ".mllock"
@@ -23,6 +28,18 @@ _LOCK_SUFFIX = ".mllock"
 
 def _version(st: os.stat_result) -> str:
     return f"{st.st_mtime_ns}-{st.st_size}-{st.st_ino}"
+
+
+_clock_lock = threading.Lock()
+_last_ns = 0
+
+
+def _unique_ns() -> int:
+    """Wall-clock nanoseconds, strictly increasing within this process."""
+    global _last_ns
+    with _clock_lock:
+        _last_ns = max(_last_ns + 1, time.time_ns())
+        return _last_ns
 
 
 class FileStorage(StorageBackend):
@@ -51,21 +68,38 @@ class FileStorage(StorageBackend):
         os.makedirs(d, exist_ok=True)
         self._dir_cache.add(d)
 
-    def _tmp_for(self, full: str, data: bytes) -> str:
+    def _tmp_for(self, full: str, data: bytes) -> tuple[str, str]:
+        """Write ``data`` to a new temp file beside ``full``; return (temp path, version).
+
+        The version is taken from the temp file itself: link/rename keep the inode,
+        size and mtime, so it is the version the target has right after the swap.
+        """
         d = os.path.dirname(full)
         self._ensure_dir(d)
         tmp = os.path.join(d, f"{_TMP_MARK}{uuid.uuid4().hex}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileNotFoundError:
+            # the folder was pruned meanwhile (delete_prefix here or in another process)
+            self._dir_cache.discard(d)
+            self._ensure_dir(d)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             view = memoryview(data)
             while view:
                 n = os.write(fd, view)
                 view = view[n:]
+            ns = _unique_ns()
+            os.utime(fd, ns=(ns, ns))
             if self.fsync:
                 os.fsync(fd)
-        finally:
+            version = _version(os.fstat(fd))
+        except BaseException:
             os.close(fd)
-        return tmp
+            _silent_unlink(tmp)
+            raise
+        os.close(fd)
+        return tmp, version
 
     def _fsync_dir(self, d: str) -> None:
         if not self.fsync:
@@ -77,18 +111,24 @@ class FileStorage(StorageBackend):
             os.close(fd)
 
     # -- reads ---------------------------------------------------------------
+    def _count(self, data: bytes) -> bytes:
+        with self._lock:
+            self.bytes_read += len(data)
+        return data
+
     def read(self, path: str) -> bytes:
         try:
             with open(self._abs(path), "rb") as f:
-                return f.read()
+                return self._count(f.read())
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise NotFoundError(path) from None
 
     def read_range(self, path: str, start: int, length: int) -> bytes:
+        check_range(start, length)
         try:
             with open(self._abs(path), "rb") as f:
                 f.seek(start)
-                return f.read(length)
+                return self._count(f.read(length))
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise NotFoundError(path) from None
 
@@ -100,6 +140,8 @@ class FileStorage(StorageBackend):
             st = os.stat(self._abs(path))
         except (FileNotFoundError, NotADirectoryError):
             raise NotFoundError(path) from None
+        if not _stat.S_ISREG(st.st_mode):
+            raise NotFoundError(path)
         return FileInfo(path, st.st_size, st.st_mtime, _version(st))
 
     def list(self, prefix: str = "") -> list[FileInfo]:
@@ -130,7 +172,7 @@ class FileStorage(StorageBackend):
     # -- writes --------------------------------------------------------------
     def write(self, path: str, data: bytes) -> None:
         full = self._abs(path)
-        tmp = self._tmp_for(full, data)
+        tmp, _ = self._tmp_for(full, data)
         try:
             os.replace(tmp, full)
         except BaseException:
@@ -140,7 +182,7 @@ class FileStorage(StorageBackend):
 
     def write_conditional(self, path: str, data: bytes, expected_version: str | None) -> str:
         full = self._abs(path)
-        tmp = self._tmp_for(full, data)
+        tmp, new_version = self._tmp_for(full, data)
         try:
             if expected_version is None:
                 try:
@@ -161,7 +203,7 @@ class FileStorage(StorageBackend):
         finally:
             _silent_unlink(tmp)
         self._fsync_dir(os.path.dirname(full))
-        return _version(os.stat(full))
+        return new_version
 
     def delete(self, path: str) -> None:
         full = self._abs(path)
@@ -195,9 +237,12 @@ class FileStorage(StorageBackend):
         self._fsync_dir(os.path.dirname(d))
 
     def open_input(self, path: str):
+        full = self._abs(path)
+        if not os.path.isfile(full):
+            raise NotFoundError(path)
         try:
-            return open(self._abs(path), "rb")
-        except FileNotFoundError:
+            return open(full, "rb")
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise NotFoundError(path) from None
 
 
