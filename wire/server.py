@@ -16,7 +16,7 @@ from typing import Any, Iterable, Sequence
 from bson.codec_options import CodecOptions
 
 from . import compression
-from .bsonutil import DEFAULT_CODEC_OPTIONS
+from .bsonutil import DEFAULT_CODEC_OPTIONS, encode_document
 from .connection import Connection
 from .constants import BSON_COMMAND_OVERHEAD, MAX_BSON_OBJECT_SIZE, MAX_MESSAGE_SIZE_BYTES, MSG_MORE_TO_COME, OpCode
 from .errors import InvalidRequestError, ProtocolError
@@ -29,6 +29,12 @@ log = logging.getLogger("wire.server")
 #: Pause reading a connection when this many parsed requests wait to be handled.
 MAX_PENDING_REQUESTS = 64
 MAX_REPLY_BODY = MAX_BSON_OBJECT_SIZE + BSON_COMMAND_OVERHEAD
+REPLY_TOO_LARGE = {
+    "ok": 0.0,
+    "errmsg": "reply document exceeds the maximum BSON object size",
+    "code": 10334,
+    "codeName": "BSONObjectTooLarge",
+}
 
 
 def internal_error_document(message: str) -> dict:
@@ -221,7 +227,6 @@ class _ConnectionProtocol(asyncio.Protocol):
         compressor = None
         if request.compressor_id is not None and compression.may_compress(request.command_name):
             compressor = request.compressor_id
-        server = self._server
         reply_id = next_request_id()
         try:
             frame = self._encode(request, reply.body, reply_id, response_to, more_to_come, compressor)
@@ -230,15 +235,6 @@ class _ConnectionProtocol(asyncio.Protocol):
             frame = self._encode(
                 request, internal_error_document(f"cannot encode reply: {exc}"), reply_id, response_to, False, compressor
             )
-        if len(frame) > server.max_message_size:
-            frame = self._encode(
-                request,
-                {"ok": 0.0, "errmsg": "reply exceeds maxMessageSizeBytes", "code": 10334, "codeName": "BSONObjectTooLarge"},
-                reply_id,
-                response_to,
-                False,
-                compressor,
-            )
         self._transport.write(frame)  # type: ignore[union-attr]
         return reply_id
 
@@ -246,10 +242,15 @@ class _ConnectionProtocol(asyncio.Protocol):
         self, request: Request, body: Any, reply_id: int, response_to: int, more_to_come: bool, compressor: int | None
     ) -> bytes:
         opts = self._server.codec_options
+        raw = encode_document(body, opts)
+        if len(raw) > MAX_REPLY_BODY:
+            log.warning("reply of %d bytes exceeds the BSON size limit on connection %d", len(raw), self.conn.id)
+            raw = encode_document(REPLY_TOO_LARGE, opts)
+            more_to_come = False
         if request.op == OpCode.MSG:
             flags = MSG_MORE_TO_COME if more_to_come else 0
-            return encode_op_msg(reply_id, response_to, body, flags, compressor, codec_options=opts)
-        return encode_op_reply(reply_id, response_to, body, compressor=compressor, codec_options=opts)
+            return encode_op_msg(reply_id, response_to, raw, flags, compressor)
+        return encode_op_reply(reply_id, response_to, raw, compressor=compressor)
 
 
 class WireServer:
