@@ -200,11 +200,11 @@ def read_winners(log: DeltaLog, after: int) -> list[tuple[int, list[Action]]]:
 
 
 def run_commit(log: DeltaLog, intent: Intent, latest: LogState, clock=time.time
-               ) -> tuple[LogState, list[tuple[int, list[Action]]]]:
+               ) -> tuple[LogState, list[tuple[int, list[Action]]], int]:
     """Commit ``intent`` on top of ``latest`` (the caller's newest state).
 
-    Returns the new state and every commit observed (winners and ours) so the caller
-    can update its caches. ``latest`` is never mutated.
+    Returns the new state, every commit observed (winners and ours) so the caller
+    can update its caches, and how many races were lost. ``latest`` is never mutated.
     """
     base = latest
     seen: list[tuple[int, list[Action]]] = []
@@ -228,7 +228,7 @@ def run_commit(log: DeltaLog, intent: Intent, latest: LogState, clock=time.time
             new = base.copy()
             new.apply(version, actions)
             seen.append((version, actions))
-            return new, seen
+            return new, seen, attempt
         winners = read_winners(log, base.version)
         check_conflicts(intent, base, winners)
         new = base.copy()

@@ -67,6 +67,7 @@ class DeltaTable(Table):
         self._old: OrderedDict[int, LogState] = OrderedDict()
         self._commit_ts: dict[int, int] = {}
         self._history: dict[int, CommitInfo] = {}
+        self.lost_races = 0                     # commits retried because another writer won a version
 
     def file_path(self, f: DataFile | str) -> str:
         return join(self.root, f.path if isinstance(f, DataFile) else f)
@@ -298,7 +299,8 @@ class DeltaTable(Table):
         intent = intent_from(adds, removes, cdc, schema, properties, app_id, app_version, operation, info,
                              read_version)
         with self._commit_lock:
-            new, seen = run_commit(self.log, intent, self._refresh())
+            new, seen, lost = run_commit(self.log, intent, self._refresh())
+            self.lost_races += lost
             for v, actions in seen:
                 ci = _commit_info(v, actions)
                 if ci is not None:
