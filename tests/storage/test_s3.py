@@ -21,6 +21,10 @@ _AWS_VARS = ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION", "AWS_DEFAU
 def clean_env(monkeypatch):
     for var in _AWS_VARS:
         monkeypatch.delenv(var, raising=False)
+    # never let boto's credential chain ask an instance-metadata service (not loopback)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials")
     return monkeypatch
 
 
@@ -61,14 +65,16 @@ def test_configuration_from_environment(clean_env, s3_server):
 
 def test_addressing_style(clean_env):
     def style(**kw):
-        return S3Storage("bkt", **kw)._client.meta.config.s3["addressing_style"]
+        return S3Storage("bkt", access_key_id="k", secret_access_key="s", **kw)._client.meta.config.s3[
+            "addressing_style"]
     assert style(endpoint_url="http://minio:9000") == "path"          # S3-compatible: path-style
     assert style(endpoint_url="https://acc.r2.cloudflarestorage.com", path_style=False) == "virtual"
     assert style(endpoint_url="https://acc.r2.cloudflarestorage.com", path_style="true") == "path"
     assert style(region="us-east-1") == "auto"                       # AWS: boto's choice
     assert style(endpoint_url="https://s3.eu-west-1.amazonaws.com") == "auto"
     # botocore's own retries are off: ours decide and report
-    assert S3Storage("bkt", region="us-east-1")._client.meta.config.retries["total_max_attempts"] == 1
+    plain = S3Storage("bkt", region="us-east-1", access_key_id="k", secret_access_key="s")
+    assert plain._client.meta.config.retries["total_max_attempts"] == 1
 
 
 def _parquet_bytes(rows: int) -> tuple[bytes, pa.Table]:

@@ -66,13 +66,13 @@ def test_retries_run_out_with_transient_error(faulty_s3, fault_proxy):
 def test_unreachable_endpoint_is_transient(s3_url):
     import socket
 
-    with socket.socket() as s:   # a port with nothing listening
+    with socket.socket() as s:   # bound but not listening: connections are refused
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    store = S3Storage.from_url(s3_url, **s3_options(f"http://127.0.0.1:{port}", base_delay=0.001,
-                                                     max_attempts=2))
-    with pytest.raises(TransientStorageError) as ei:
-        store.read("x")
+        store = S3Storage.from_url(s3_url, **s3_options(f"http://127.0.0.1:{port}", base_delay=0.001,
+                                                         max_attempts=2))
+        with pytest.raises(TransientStorageError) as ei:
+            store.read("x")
     assert isinstance(ei.value.__cause__, EndpointConnectionError)
 
 
