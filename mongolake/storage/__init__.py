@@ -23,6 +23,8 @@ def open_storage(url: str, **options: Any) -> StorageBackend:
     access_key_id, secret_access_key, session_token, path_style; else the usual
     AWS_* environment variables).
     """
+    if not isinstance(url, str) or not url:
+        raise ValueError("storage URL must be a non-empty string")
     if url.startswith("memory://"):
         return _MEMORY_STORES.setdefault(url, MemoryStorage(url))
     if url.startswith("s3://"):
@@ -33,4 +35,7 @@ def open_storage(url: str, **options: Any) -> StorageBackend:
         url = url[len("file://"):]
     if "://" in url:
         raise ValueError(f"unsupported storage URL scheme: {url!r} (use a path, file://, memory:// or s3://)")
-    return FileStorage(url, **{k: v for k, v in options.items() if k in ("fsync",)})
+    unknown = set(options) - {"fsync"}
+    if unknown:
+        raise ValueError(f"unknown option(s) for filesystem storage: {', '.join(sorted(unknown))}")
+    return FileStorage(url, **options)
