@@ -268,17 +268,16 @@ class RenameNode(Leaf):
                                  f"The source field cannot be an array element, '{dotted(self.from_parts)}' in doc "
                                  f"with {fmt_id(ctx.root)} has an array field called '{names[i - 1]}'")
         # the destination may not be inside an array either
-        cur: Any = ctx.root
-        existing = taken if not to_create else taken
-        check_upto = len(existing) - 1 if not to_create else len(existing)
-        for i in range(check_upto + 1):
-            if i > 0 and isinstance(cur, list):
+        vals: list[Any] = [ctx.root]
+        for part in taken:
+            c = vals[-1]
+            vals.append(c[part] if isinstance(c, dict) else c[int(part)])
+        last = len(taken) if to_create else len(taken) - 1
+        for i in range(1, last + 1):
+            if isinstance(vals[i], list):
                 raise MongoError(ErrorCode.BadValue,
                                  f"The destination field cannot be an array element, '{dotted(self.to_parts)}' in "
-                                 f"doc with {fmt_id(ctx.root)} has an array field called '{existing[i - 1]}'")
-            if i < len(existing):
-                nxt = cur[existing[i]] if isinstance(cur, dict) else cur[int(existing[i])]
-                cur = nxt
+                                 f"doc with {fmt_id(ctx.root)} has an array field called '{taken[i - 1]}'")
         value = parent[skey]
         if to_create:
             create_path(holder, key, taken, to_create, value)

@@ -43,11 +43,18 @@ class LogBuilder:
         self.suspended = 0
 
     def set(self, path: list[str], value: Any) -> None:
-        if not self.suspended:
-            p = dotted(path)
-            self.updated[p] = value
-            if p in self.removed:
-                self.removed.remove(p)
+        """Record ``path`` as updated to ``value`` (a live reference, copied at the end)."""
+        if self.suspended:
+            return
+        p = dotted(path)
+        for i in range(1, len(path)):
+            if dotted(path[:i]) in self.updated:
+                return  # an enclosing value was already recorded: it includes this change
+        prefix = p + "."
+        for k in [k for k in self.updated if k.startswith(prefix)]:
+            del self.updated[k]
+        self.removed = [r for r in self.removed if r != p and not r.startswith(prefix)]
+        self.updated[p] = value
 
     def unset(self, path: list[str]) -> None:
         if not self.suspended:
