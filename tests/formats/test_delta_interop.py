@@ -197,3 +197,13 @@ def test_delta_rs_reads_every_codec(fs, delta, codec):
     t = delta.create_table(fs, codec, SCHEMA)
     t.commit(adds=[t.write_data_file(make_batch(0, 20), compression=codec)])
     assert _rs_rows(fs.local_path(codec)) == sorted(make_batch(0, 20).to_pylist(), key=lambda r: r["_id"])
+
+
+def test_delta_rs_opens_table_after_log_expiry(fs, delta):
+    t = delta.create_table(fs, "exp", SCHEMA, properties={"delta.checkpointInterval": "4"})
+    for i in range(6):
+        t.commit(adds=[t.write_data_file(make_batch(i * 10, 10))])
+    assert t.expire_snapshots(older_than_ms=2 ** 62)["earliest_version"] == 4
+    uri = fs.local_path("exp")
+    assert RsTable(uri).to_pyarrow_table().num_rows == 60
+    assert RsTable(uri, version=4).to_pyarrow_table().num_rows == 40

@@ -303,3 +303,46 @@ def test_ns_timestamps_are_stored_as_microseconds(delta):
     assert pq.ParquetFile(storage.open_input(t.file_path(f))).metadata.num_rows == 1
     with pytest.raises(TableError):       # sub-microsecond precision would be lost
         t.write_data_file(pa.table({"ts": pa.array([1_000_000_000_000_000_001], pa.timestamp("ns"))}))
+
+
+def test_open_without_last_checkpoint_hint_uses_listing(storage, delta):
+    t = delta.create_table(storage, "t", SCHEMA, properties={"delta.checkpointInterval": "2"})
+    for i in range(5):
+        _commit_batch(t, i * 20)
+    storage.delete("t/_delta_log/_last_checkpoint")
+    storage.delete("t/_delta_log/00000000000000000000.json")    # only the checkpoints can rebuild it
+    counting = CountingStorage(storage)
+    snap = DeltaTable(counting, "t").snapshot()
+    assert snap.version == 5 and len(snap.files) == 5 and counting.calls["list"] == 1
+
+
+def _append_actions(storage, version, actions):
+    data = "".join(json.dumps(a) + "\n" for a in actions).encode()
+    storage.write_conditional(f"t/_delta_log/{version:020d}.json", data, None)
+
+
+def test_unsupported_protocol_features_are_refused(storage, delta):
+    t = delta.create_table(storage, "t", SCHEMA)
+    _commit_batch(t, 0)
+    _append_actions(storage, 2, [{"protocol": {"minReaderVersion": 3, "minWriterVersion": 7,
+                                               "readerFeatures": ["deletionVectors"],
+                                               "writerFeatures": ["deletionVectors"]}}])
+    with pytest.raises(TableError, match="deletionVectors"):
+        DeltaTable(storage, "t").snapshot()
+    assert len(DeltaTable(storage, "t").snapshot(1).files) == 1     # older versions stay readable
+
+
+def test_writing_refuses_constraints_but_reading_works(storage, delta):
+    t = delta.create_table(storage, "t", SCHEMA)
+    md = json.loads(storage.read("t/_delta_log/00000000000000000000.json").decode().splitlines()[2])["metaData"]
+    md["configuration"] = {"delta.constraints.positive": "age > 0"}
+    _append_actions(storage, 1, [{"metaData": md}])
+    fresh = DeltaTable(storage, "t")
+    assert fresh.snapshot().properties == {"delta.constraints.positive": "age > 0"}
+    with pytest.raises(TableError, match="CHECK"):
+        fresh.commit(adds=[fresh.write_data_file(make_batch(0, 1))])
+    md["configuration"] = {"delta.appendOnly": "true"}
+    _append_actions(storage, 2, [{"metaData": md}])
+    _, f = _commit_batch(fresh, 0)
+    with pytest.raises(TableError, match="append-only"):
+        fresh.commit(removes=[f])

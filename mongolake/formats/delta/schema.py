@@ -24,6 +24,7 @@ from foreign tables) reads back as a tz-less ``timestamp[us]``.
 """
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any, Iterator
 
@@ -233,6 +234,7 @@ def iter_leaves(schema: pa.Schema) -> Iterator[tuple[tuple[str, ...], pa.DataTyp
         yield from walk((f.name,), f.type)
 
 
+@functools.lru_cache(maxsize=128)
 def leaf_index(schema: pa.Schema) -> dict[str, tuple[tuple[str, ...], pa.DataType]]:
-    """``{"a.b": (("a", "b"), type)}`` for every stats-capable leaf."""
+    """``{"a.b": (("a", "b"), type)}`` for every stats-capable leaf (cached: do not mutate)."""
     return {".".join(p): (p, t) for p, t in iter_leaves(schema)}

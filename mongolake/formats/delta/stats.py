@@ -19,6 +19,7 @@ Encoding rules:
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -189,7 +190,7 @@ def encode_stats(num_records: int, min_values: dict[str, Any], max_values: dict[
 
 def _get(d: Any, path: tuple[str, ...]) -> Any:
     for p in path:
-        if not isinstance(d, dict):
+        if d is None or d.__class__ is not dict:
             return None
         d = d.get(p)
     return d
@@ -207,29 +208,52 @@ def _parse_timestamp(s: str, is_max: bool) -> datetime:
     return v
 
 
-def _convert(v: Any, t: pa.DataType, is_max: bool) -> Any:
+def _kind(t: pa.DataType) -> str:
+    if pa.types.is_integer(t):
+        return "int"
+    if pa.types.is_floating(t):
+        return "float"
+    if pa.types.is_boolean(t):
+        return "bool"
+    if pa.types.is_string(t):
+        return "str"
+    if pa.types.is_timestamp(t):
+        return "ts"
+    if pa.types.is_date(t):
+        return "date"
+    if pa.types.is_decimal(t):
+        return "dec"
+    if pa.types.is_binary(t):
+        return "bin"
+    return "other"
+
+
+@functools.lru_cache(maxsize=128)
+def _plan(schema: pa.Schema) -> tuple[tuple[str, tuple[str, ...], str], ...]:
+    """(column name, name path, value kind) per stats leaf, computed once per schema."""
+    return tuple((name, path, _kind(t)) for name, (path, t) in leaf_index(schema).items())
+
+
+def _convert(v: Any, kind: str, is_max: bool) -> Any:
     if v is None:
         return None
-    if pa.types.is_integer(t):
-        if isinstance(v, bool):
-            return None
-        if isinstance(v, int):
+    is_num = isinstance(v, (int, float)) and not isinstance(v, bool)
+    if kind == "int":
+        if isinstance(v, int) and not isinstance(v, bool):
             return v
-        if isinstance(v, float) and v.is_integer():
-            return int(v)
-        return None
-    if pa.types.is_floating(t):
-        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
-    if pa.types.is_boolean(t):
-        return v if isinstance(v, bool) else None
-    if pa.types.is_string(t):
+        return int(v) if isinstance(v, float) and v.is_integer() else None
+    if kind == "float":
+        return float(v) if is_num else None
+    if kind == "str":
         return v if isinstance(v, str) else None
-    if pa.types.is_timestamp(t):
+    if kind == "bool":
+        return v if isinstance(v, bool) else None
+    if kind == "ts":
         return _parse_timestamp(v, is_max) if isinstance(v, str) else None
-    if pa.types.is_date(t):
+    if kind == "date":
         return date.fromisoformat(v[:10]) if isinstance(v, str) else None
-    if pa.types.is_decimal(t):
-        return Decimal(str(v)) if isinstance(v, (int, float, str)) and not isinstance(v, bool) else None
+    if kind == "dec":
+        return Decimal(str(v)) if is_num or isinstance(v, str) else None
     return None
 
 
@@ -263,11 +287,11 @@ def decode_stats(stats: str | dict | None, tags: dict[str, str] | None, schema: 
     maxs: dict[str, Any] = {}
     nulls: dict[str, int] = {}
     min_sec, max_sec, nc_sec = stats.get("minValues"), stats.get("maxValues"), stats.get("nullCount")
-    for name, (path, t) in leaf_index(schema).items():
+    for name, path, kind in _plan(schema):
         nc = _get(nc_sec, path)
         if isinstance(nc, int) and not isinstance(nc, bool):
             nulls[name] = nc
-        if pa.types.is_binary(t):
+        if kind == "bin":
             if name in bin_min:
                 mins[name] = bin_min[name]
             if name in bin_max:
@@ -275,7 +299,7 @@ def decode_stats(stats: str | dict | None, tags: dict[str, str] | None, schema: 
             continue
         for sec, out, is_max in ((min_sec, mins, False), (max_sec, maxs, True)):
             try:
-                v = _convert(_get(sec, path), t, is_max)
+                v = _convert(_get(sec, path), kind, is_max)
             except (ValueError, TypeError, ArithmeticError):
                 v = None
             if v is not None:

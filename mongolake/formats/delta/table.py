@@ -280,8 +280,10 @@ class DeltaTable(Table):
                         compression: str = "zstd", row_group_size: int = 64 * 1024,
                         tags: dict[str, str] | None = None, subdir: str | None = None) -> DataFile:
         """See :meth:`Table.write_data_file`; ``subdir="_change_data"`` writes a change-data
-        file (pass it to ``commit(cdc=[...])``); its extra ``_change_type`` column is allowed."""
-        st = self._refresh()
+        file (pass it to ``commit(cdc=[...])``); its extra ``_change_type`` column is allowed.
+        Uses the cached table state (no log read): the schema check is against the last
+        version this handle saw."""
+        st = self._state or self._refresh()
         conf = st.configuration
         try:
             prefix = int(conf.get("delta.dataSkippingStringPrefixLength", 32))
