@@ -3,9 +3,11 @@
 The server runs in a child process (so client and server do not share a GIL) with a
 trivial handler.  Usage::
 
-    python bench/bench_wire.py [--seconds 3] [--compressors zlib] [--clients 1]
+    python bench/bench_wire.py [--seconds 3] [--compressors zlib] [--clients 1] [--raw]
 
-Not a test; prints one line per configuration.
+``--raw`` replaces pymongo by a minimal blocking socket client sending a pre-encoded
+OP_MSG ping (pymongo's own per-command CPU cost, ~200 us on a slow core, otherwise
+dominates).  Not a test; prints one line.
 """
 from __future__ import annotations
 
@@ -78,11 +80,38 @@ def _client_loop(port: int, compressors: str | None, seconds: float, counts: lis
     client.close()
 
 
+def _raw_loop(port: int, compressors: str | None, seconds: float, counts: list, idx: int) -> None:
+    import socket
+    import struct
+
+    from wire.protocol import encode_op_msg
+
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    ping = encode_op_msg(1, 0, {"ping": 1, "$db": "admin"}, compressor=compressors)
+
+    def round_trip() -> None:
+        sock.sendall(ping)
+        head = sock.recv(4, socket.MSG_WAITALL)
+        (length,) = struct.unpack("<i", head)
+        sock.recv(length - 4, socket.MSG_WAITALL)
+
+    n = 0
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        for _ in range(100):
+            round_trip()
+        n += 100
+    counts[idx] = n
+    sock.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--compressors", default=None, help="e.g. zlib, snappy, zstd")
     parser.add_argument("--clients", type=int, default=1, help="client threads (share one GIL)")
+    parser.add_argument("--raw", action="store_true", help="raw socket client instead of pymongo")
     args = parser.parse_args()
 
     port_queue: mp.Queue = mp.Queue()
@@ -93,7 +122,7 @@ def main() -> None:
         port = port_queue.get(timeout=10)
         counts = [0] * args.clients
         threads = [
-            threading.Thread(target=_client_loop, args=(port, args.compressors, args.seconds, counts, i))
+            threading.Thread(target=_raw_loop if args.raw else _client_loop, args=(port, args.compressors, args.seconds, counts, i))
             for i in range(args.clients)
         ]
         start = time.perf_counter()
@@ -105,7 +134,7 @@ def main() -> None:
         total = sum(counts)
         print(
             f"ping round trips: {total / args.seconds:,.0f}/s "
-            f"({args.clients} client(s), compressors={args.compressors or 'none'}, {total} pings, {elapsed:.1f}s)"
+            f"({args.clients} {'raw' if args.raw else 'pymongo'} client(s), compressors={args.compressors or 'none'}, {total} pings, {elapsed:.1f}s)"
         )
     finally:
         stop_event.set()

@@ -23,6 +23,7 @@ DEFAULT_CODEC_OPTIONS: CodecOptions = CodecOptions(
 _int32 = struct.Struct("<i").unpack_from
 
 _bson_to_dict = getattr(bson, "_bson_to_dict", None)
+_dict_to_bson = getattr(bson, "_dict_to_bson", None)
 
 
 def decode_document(data: bytes | memoryview, codec_options: CodecOptions = DEFAULT_CODEC_OPTIONS) -> Any:
@@ -37,6 +38,8 @@ def decode_document(data: bytes | memoryview, codec_options: CodecOptions = DEFA
 
 def encode_document(doc: Any, codec_options: CodecOptions = DEFAULT_CODEC_OPTIONS) -> bytes:
     """Encode a mapping to BSON (``bytes`` and ``RawBSONDocument`` pass through)."""
+    if type(doc) is dict and _dict_to_bson is not None:
+        return _dict_to_bson(doc, False, codec_options)
     if isinstance(doc, (bytes, bytearray)):
         return bytes(doc)
     raw = getattr(doc, "raw", None)

@@ -44,9 +44,12 @@ class Request:
         "message_length",
         "compressor_id",
         "codec_options",
-        "_body_view",
+        "_msg",
+        "_bstart",
+        "_bend",
         "_body",
         "_raw_body",
+        "_name",
     )
     op: OpCode
 
@@ -55,18 +58,23 @@ class Request:
         request_id: int,
         response_to: int,
         message_length: int,
-        body_view: memoryview,
+        message: bytes,
+        body_start: int,
+        body_end: int,
         codec_options: CodecOptions,
         compressor_id: int | None,
     ) -> None:
         self.request_id = request_id
         self.response_to = response_to
         self.message_length = message_length
-        self._body_view = body_view
+        self._msg = message
+        self._bstart = body_start
+        self._bend = body_end
         self.codec_options = codec_options
         self.compressor_id = compressor_id
         self._body = _UNSET
         self._raw_body = None
+        self._name = _UNSET
 
     # -- body -----------------------------------------------------------------
     body_size_limit = MAX_BSON_OBJECT_SIZE + BSON_COMMAND_OVERHEAD
@@ -79,30 +87,42 @@ class Request:
         :class:`~wire.errors.DocumentTooLargeError` (code 10334) – every time it is accessed."""
         body = self._body
         if body is _UNSET:
-            _check_size(self._body_view, self.body_size_limit, "command document")
-            body = self._body = decode_document(self._body_view, self.codec_options)
+            body = self._body = self._decode_body()
         return body
+
+    def _decode_body(self) -> dict:
+        size = self._bend - self._bstart
+        if size > self.body_size_limit:
+            raise DocumentTooLargeError(
+                f"command document is {size} bytes, above the limit of {self.body_size_limit} bytes"
+            )
+        return decode_document(memoryview(self._msg)[self._bstart : self._bend], self.codec_options)
 
     @property
     def raw_body(self) -> bytes:
         """The command document's BSON bytes, undecoded."""
         if self._raw_body is None:
-            self._raw_body = bytes(self._body_view)
+            self._raw_body = self._msg[self._bstart : self._bend]
         return self._raw_body
 
     @property
     def body_view(self) -> memoryview:
         """Zero-copy view of the command document's BSON bytes."""
-        return self._body_view
+        return memoryview(self._msg)[self._bstart : self._bend]
 
     @property
     def command_name(self) -> str | None:
         """First key of the command document, read from the raw bytes (no decoding)."""
-        return first_key(self._body_view)
+        name = self._name
+        if name is _UNSET:
+            name = self._name = first_key(self._msg, self._bstart)
+        return name
 
     def body_depth_exceeds(self, limit: int) -> bool:
-        """See :func:`wire.bsonutil.bson_depth_exceeds`."""
-        return bson_depth_exceeds(self._body_view, limit)
+        """See :func:`wire.bsonutil.bson_depth_exceeds` (cheap for small bodies)."""
+        if self._bend - self._bstart < 7 * limit:
+            return False
+        return bson_depth_exceeds(self.raw_body, limit)
 
     def validate(self) -> None:
         """Decode everything now; raises :class:`~wire.errors.InvalidRequestError` subclasses."""
@@ -138,12 +158,25 @@ class OpMsgRequest(Request):
         response_to: int,
         message_length: int,
         flags: int,
-        body_view: memoryview,
+        message: bytes,
+        body_start: int,
+        body_end: int,
         raw_sequences: dict[str, list[memoryview]] | None,
         codec_options: CodecOptions = DEFAULT_CODEC_OPTIONS,
         compressor_id: int | None = None,
     ) -> None:
-        super().__init__(request_id, response_to, message_length, body_view, codec_options, compressor_id)
+        # (inlined Request.__init__: this runs once per message)
+        self.request_id = request_id
+        self.response_to = response_to
+        self.message_length = message_length
+        self._msg = message
+        self._bstart = body_start
+        self._bend = body_end
+        self.codec_options = codec_options
+        self.compressor_id = compressor_id
+        self._body = _UNSET
+        self._raw_body = None
+        self._name = _UNSET
         self.flags = flags
         self._raw_sequences = raw_sequences
         self._sequences = None
@@ -192,7 +225,7 @@ class OpMsgRequest(Request):
         seqs = {k: len(v) for k, v in (self._raw_sequences or {}).items()}
         return (
             f"OpMsgRequest(request_id={self.request_id}, flags={self.flags:#x}, "
-            f"command={self.command_name!r}, body_bytes={self._body_view.nbytes}, sequences={seqs})"
+            f"command={self.command_name!r}, body_bytes={self._bend - self._bstart}, sequences={seqs})"
         )
 
 
@@ -225,12 +258,16 @@ class OpQueryRequest(Request):
         full_collection_name: str,
         number_to_skip: int,
         number_to_return: int,
-        query_view: memoryview,
+        message: bytes,
+        query_start: int,
+        query_end: int,
         fields_view: memoryview | None,
         codec_options: CodecOptions = DEFAULT_CODEC_OPTIONS,
         compressor_id: int | None = None,
     ) -> None:
-        super().__init__(request_id, response_to, message_length, query_view, codec_options, compressor_id)
+        super().__init__(
+            request_id, response_to, message_length, message, query_start, query_end, codec_options, compressor_id
+        )
         self.flags = flags
         self.full_collection_name = full_collection_name
         self.number_to_skip = number_to_skip
@@ -258,8 +295,7 @@ class OpQueryRequest(Request):
         """The query document exactly as sent (decoded lazily)."""
         query = self._query
         if query is _UNSET:
-            _check_size(self._body_view, self.body_size_limit, "query document")
-            query = self._query = decode_document(self._body_view, self.codec_options)
+            query = self._query = self._decode_body()
         return query
 
     @property
@@ -280,7 +316,7 @@ class OpQueryRequest(Request):
 
     @property
     def command_name(self) -> str | None:  # type: ignore[override]
-        name = first_key(self._body_view)
+        name = first_key(self._msg, self._bstart)
         if name in ("$query", "query"):
             try:
                 return next(iter(self.body), None)

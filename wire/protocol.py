@@ -46,6 +46,7 @@ _unpack_uint32 = UINT32.unpack_from
 _pack_int32 = INT32.pack
 _pack_uint32 = UINT32.pack
 _COMPRESSED_PREFIX = struct.Struct("<iiB")  # originalOpcode, uncompressedSize, compressorId
+_pack_msg_prefix = struct.Struct("<iiiiIB").pack  # header, flagBits, kind of the body section
 
 _request_ids = itertools.count(1)
 
@@ -79,11 +80,17 @@ def parse_message(
         raise ProtocolError(f"messageLength {length} but frame has {len(message)} bytes")
     if length > max_message_size:
         raise ProtocolError(f"messageLength {length} above maxMessageSizeBytes {max_message_size}")
-    if opcode == OpCode.MSG:
-        return _parse_op_msg(message, request_id, response_to, length, codec_options, None)
-    if opcode == OpCode.QUERY:
-        return _parse_op_query(message, request_id, response_to, length, codec_options, None)
-    if opcode == OpCode.COMPRESSED:
+    return _parse_frame(message, request_id, response_to, opcode, codec_options, max_message_size)
+
+
+def _parse_frame(
+    message: bytes, request_id: int, response_to: int, opcode: int, codec_options: CodecOptions, max_message_size: int
+) -> Request:
+    if opcode == 2013:  # OP_MSG
+        return _parse_op_msg(message, request_id, response_to, len(message), codec_options, None)
+    if opcode == 2004:  # OP_QUERY
+        return _parse_op_query(message, request_id, response_to, len(message), codec_options, None)
+    if opcode == 2012:  # OP_COMPRESSED
         return _parse_op_compressed(message, request_id, response_to, codec_options, max_message_size)
     raise ProtocolError(f"unsupported opcode {_opcode_name(opcode)}")
 
@@ -129,9 +136,9 @@ def _parse_op_msg(
         expected = _unpack_uint32(message, end)[0]
         if crc32c.crc32c(memoryview(message)[:end]) != expected:
             raise ProtocolError("OP_MSG: checksum mismatch")
-    view = memoryview(message)
+    view = None
     pos = HEADER_SIZE + 4
-    body = None
+    body = body_end = None
     sequences: dict[str, list[memoryview]] | None = None
     while pos < end:
         kind = message[pos]
@@ -144,7 +151,8 @@ def _parse_op_msg(
                 raise ProtocolError("OP_MSG: more than one body section")
             if size < 5 or pos + size > end:
                 raise ProtocolError("OP_MSG: body section length out of bounds")
-            body = view[pos : pos + size]
+            body = pos
+            body_end = pos + size
         elif kind == 1:
             if size < 5 or pos + size > end:
                 raise ProtocolError("OP_MSG: document sequence length out of bounds")
@@ -158,6 +166,7 @@ def _parse_op_msg(
                 raise ProtocolError("OP_MSG: document sequence identifier is not UTF-8") from None
             if sequences is None:
                 sequences = {}
+                view = memoryview(message)
             elif ident in sequences:
                 raise ProtocolError(f"OP_MSG: duplicate document sequence {ident!r}")
             sequences[ident] = split_documents(view, nul + 1, section_end)
@@ -167,7 +176,7 @@ def _parse_op_msg(
     if body is None:
         raise ProtocolError("OP_MSG: no body section")
     return OpMsgRequest(
-        request_id, response_to, message_length, flags, body, sequences, codec_options, compressor_id
+        request_id, response_to, message_length, flags, message, body, body_end, sequences, codec_options, compressor_id
     )
 
 
@@ -196,22 +205,33 @@ def _parse_op_query(
     skip = _unpack_int32(message, pos)[0]
     limit = _unpack_int32(message, pos + 4)[0]
     pos += 8
-    view = memoryview(message)
     size = _unpack_int32(message, pos)[0]
     if size < 5 or pos + size > end:
         raise ProtocolError("OP_QUERY: query document length out of bounds")
-    query = view[pos : pos + size]
+    query_start = pos
     pos += size
     fields = None
     if pos < end:
         if end - pos < 5:
             raise ProtocolError("OP_QUERY: truncated returnFieldsSelector")
-        size = _unpack_int32(message, pos)[0]
-        if size < 5 or pos + size != end:
+        fsize = _unpack_int32(message, pos)[0]
+        if fsize < 5 or pos + fsize != end:
             raise ProtocolError("OP_QUERY: returnFieldsSelector length does not match the message")
-        fields = view[pos:end]
+        fields = memoryview(message)[pos:end]
     return OpQueryRequest(
-        request_id, response_to, message_length, flags, ns, skip, limit, query, fields, codec_options, compressor_id
+        request_id,
+        response_to,
+        message_length,
+        flags,
+        ns,
+        skip,
+        limit,
+        message,
+        query_start,
+        query_start + size,
+        fields,
+        codec_options,
+        compressor_id,
     )
 
 
@@ -241,24 +261,17 @@ class MessageReader:
         """Bytes received but not yet part of a complete message."""
         return len(self._buf)
 
-    def _check_prefix(self, data: bytes | bytearray, pos: int, available: int) -> int:
-        """Validate what is known of the frame at ``pos``; returns its length (or 0 if < 4 bytes)."""
-        if available < 4:
-            return 0
-        length = _unpack_int32(data, pos)[0]
-        if length < HEADER_SIZE or length > self.max_message_size:
-            self._failed = True
-            raise ProtocolError(f"messageLength {length} out of bounds [16, {self.max_message_size}]")
-        if available >= HEADER_SIZE:
-            opcode = _unpack_int32(data, pos + 12)[0]
-            if opcode not in ACCEPTED_OPCODES:
-                self._failed = True
-                raise ProtocolError(f"unsupported opcode {_opcode_name(opcode)}")
-        return length
+    def _fail(self, message: str) -> ProtocolError:
+        self._failed = True
+        return ProtocolError(message)
 
-    def _parse(self, message: bytes) -> Request:
+    def _check_length(self, length: int) -> None:
+        if length < HEADER_SIZE or length > self.max_message_size:
+            raise self._fail(f"messageLength {length} out of bounds [16, {self.max_message_size}]")
+
+    def _parse(self, message: bytes, request_id: int, response_to: int, opcode: int) -> Request:
         try:
-            return parse_message(message, codec_options=self.codec_options, max_message_size=self.max_message_size)
+            return _parse_frame(message, request_id, response_to, opcode, self.codec_options, self.max_message_size)
         except ProtocolError:
             self._failed = True
             raise
@@ -269,30 +282,37 @@ class MessageReader:
             raise ProtocolError("reader already failed")
         out: list[Request] = []
         buf = self._buf
-        if not buf:
-            # Fast path: parse straight from the chunk, buffer only the incomplete tail.
-            if not isinstance(data, bytes):
-                data = bytes(data)
-            pos, n = 0, len(data)
-            while True:
-                length = self._check_prefix(data, pos, n - pos)
-                if not length or n - pos < length:
-                    break
-                out.append(self._parse(data[pos : pos + length]))
-                pos += length
-            if pos < n:
-                buf += data[pos:] if pos else data
-            return out
-        buf += data
-        while True:
-            length = self._check_prefix(buf, 0, len(buf))
-            if not length or len(buf) < length:
-                return out
-            view = memoryview(buf)
-            message = view[:length].tobytes()
-            view.release()
-            del buf[:length]
-            out.append(self._parse(message))
+        if buf:
+            buf += data
+            data = buf
+        elif type(data) is not bytes:
+            data = bytes(data)
+        # ``data`` is either the chunk itself (nothing buffered: parse straight from it,
+        # no copy for a chunk holding exactly one message) or the buffer.
+        pos, n = 0, len(data)
+        while n - pos >= HEADER_SIZE:
+            length, request_id, response_to, opcode = _unpack_header(data, pos)
+            if length < HEADER_SIZE or length > self.max_message_size:
+                self._check_length(length)
+            if opcode not in ACCEPTED_OPCODES:
+                raise self._fail(f"unsupported opcode {_opcode_name(opcode)}")
+            end = pos + length
+            if end > n:
+                break
+            if data is buf:
+                message = bytes(memoryview(buf)[pos:end])
+            else:
+                message = data if length == n else data[pos:end]
+            out.append(self._parse(message, request_id, response_to, opcode))
+            pos = end
+        if n - pos >= 4:
+            self._check_length(_unpack_int32(data, pos)[0])
+        if data is buf:
+            if pos:
+                del buf[:pos]
+        elif pos < n:
+            buf += data[pos:] if pos else data
+        return out
 
 
 # ---------------------------------------------------------------------------- encoding
@@ -332,7 +352,11 @@ def encode_op_msg(
     CRC-32C is appended.  With ``compressor`` ("zstd", "snappy", "zlib", "noop" or an
     id) the frame is wrapped in OP_COMPRESSED (the checksum, if any, stays inside).
     """
-    parts = [_pack_uint32(flags), b"\x00", encode_document(body, codec_options)]
+    raw = body if type(body) is bytes else encode_document(body, codec_options)
+    if not sequences and compressor is None and not flags & MSG_CHECKSUM_PRESENT:
+        # the common reply: one pack for header + flagBits + section kind
+        return _pack_msg_prefix(HEADER_SIZE + 5 + len(raw), request_id, response_to, OpCode.MSG, flags, 0) + raw
+    parts = [_pack_uint32(flags), b"\x00", raw]
     if sequences:
         for ident, docs in sequences.items():
             encoded = b"".join(encode_document(d, codec_options) for d in docs)
