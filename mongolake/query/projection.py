@@ -357,7 +357,7 @@ class Projection:
         """Top-level fields the projection reads (None: it may read any field)."""
         if self.kind == "exclusion" or self.has_computed:
             return None
-        return set(self.tree.children)
+        return {k for k, ch in self.tree.children.items() if ch is not False}
 
     def apply(self, doc: dict, *, position: int | None = None, variables: dict | None = None) -> dict:
         """The projected document (a new dict; ``doc`` is unchanged).
