@@ -22,7 +22,14 @@ class WireError(Exception):
 
 
 class ProtocolError(WireError):
-    """The peer violated the framing rules: close this connection."""
+    """The peer violated the framing rules: close this connection.
+
+    ``requests`` holds the complete requests that :meth:`MessageReader.feed` parsed from
+    the same chunk before the bad frame (a server may still answer them, then close)."""
+
+    def __init__(self, message: str, requests: list | None = None) -> None:
+        super().__init__(message)
+        self.requests: list = requests if requests is not None else []
 
 
 class InvalidRequestError(WireError):

@@ -289,6 +289,15 @@ class MessageReader:
             data = bytes(data)
         # ``data`` is either the chunk itself (nothing buffered: parse straight from it,
         # no copy for a chunk holding exactly one message) or the buffer.
+        try:
+            return self._feed(data, out)
+        except ProtocolError as exc:
+            self._failed = True
+            exc.requests = out
+            raise
+
+    def _feed(self, data: bytes | bytearray, out: list[Request]) -> list[Request]:
+        buf = self._buf
         pos, n = 0, len(data)
         while n - pos >= HEADER_SIZE:
             length, request_id, response_to, opcode = _unpack_header(data, pos)

@@ -97,13 +97,19 @@ class _ConnectionProtocol(asyncio.Protocol):
             requests = self._reader.feed(data)
         except ProtocolError as exc:
             log.info("closing connection %d from %s: %s", self.conn.id, self.conn.peer, exc)
-            self._transport.abort()  # type: ignore[union-attr]
-            return
+            if not exc.requests:
+                self._transport.abort()  # type: ignore[union-attr]
+                return
+            # Like mongod, answer the complete messages that preceded the bad frame, then close.
+            requests = exc.requests
+            self._eof = True
+            self._transport.pause_reading()  # type: ignore[union-attr]
+            self._reading_paused = True
         if requests:
             self._queue.extend(requests)
             if self._worker is None:
                 self._worker = self._server._loop.create_task(self._run())
-            if len(self._queue) >= MAX_PENDING_REQUESTS and not self._reading_paused:
+            if len(self._queue) >= MAX_PENDING_REQUESTS and not self._reading_paused and not self._eof:
                 self._reading_paused = True
                 self._transport.pause_reading()  # type: ignore[union-attr]
 
@@ -157,7 +163,7 @@ class _ConnectionProtocol(asyncio.Protocol):
             queue = self._queue
             while queue:
                 request = queue.popleft()
-                if self._reading_paused and len(queue) < MAX_PENDING_REQUESTS // 2:
+                if self._reading_paused and not self._eof and len(queue) < MAX_PENDING_REQUESTS // 2:
                     self._reading_paused = False
                     if not conn.closed:  # type: ignore[union-attr]
                         self._transport.resume_reading()  # type: ignore[union-attr]
@@ -195,63 +201,64 @@ class _ConnectionProtocol(asyncio.Protocol):
 
     async def _process(self, handler: Any, conn: Connection, request: Request) -> None:
         result = await self._call(handler.handle, conn, request)
-        if request.more_to_come or result is None or conn.closed:
+        if result is None or conn.closed:
             return
         reply = result if isinstance(result, Reply) else Reply(result)
+        if request.more_to_come:  # the client expects no reply
+            if reply.close_connection:
+                self._transport.close()  # type: ignore[union-attr]
+            return
         exhaust = (
             reply.more_to_come
             and request.exhaust_allowed
             and request.op == OpCode.MSG
             and self._server._next_exhaust is not None
         )
-        reply_id = self._write_reply(request, reply, request.request_id, exhaust)
-        while exhaust and reply_id is not None and not conn.closed:
+        reply_id, streaming = self._write_reply(request, reply, request.request_id, exhaust)
+        while streaming and not conn.closed:
             if self._writing_paused:
                 await self._drain()
+                if conn.closed:
+                    return
             result = await self._call(self._server._next_exhaust, conn, request, reply)
             if result is None:
                 log.warning("next_exhaust returned None on connection %d; closing it", conn.id)
                 self._transport.close()  # type: ignore[union-attr]
                 return
             reply = result if isinstance(result, Reply) else Reply(result)
-            exhaust = reply.more_to_come
-            reply_id = self._write_reply(request, reply, reply_id, exhaust)
+            reply_id, streaming = self._write_reply(request, reply, reply_id, reply.more_to_come)  # type: ignore[arg-type]
         if reply.close_connection:
             self._transport.close()  # type: ignore[union-attr]
 
-    def _write_reply(self, request: Request, reply: Reply, response_to: int, more_to_come: bool) -> int | None:
-        """Frame and send one reply; returns its requestID (None if nothing was sent)."""
+    def _write_reply(
+        self, request: Request, reply: Reply, response_to: int, more_to_come: bool
+    ) -> tuple[int | None, bool]:
+        """Frame and send one reply.  Returns its requestID (None if nothing was sent)
+        and whether it went out with moreToCome (an encoding error ends a stream)."""
         conn = self.conn
         if conn.closed:  # type: ignore[union-attr]
-            return None
+            return None, False
         compressor = None
         if request.compressor_id is not None and compression.may_compress(request.command_name):
             compressor = request.compressor_id
         reply_id = next_request_id()
+        opts = self._server.codec_options
         try:
-            frame = self._encode(request, reply.body, reply_id, response_to, more_to_come, compressor)
+            raw = encode_document(reply.body, opts)
         except Exception as exc:
             log.exception("cannot encode reply on connection %d", conn.id)  # type: ignore[union-attr]
-            frame = self._encode(
-                request, internal_error_document(f"cannot encode reply: {exc}"), reply_id, response_to, False, compressor
-            )
-        self._transport.write(frame)  # type: ignore[union-attr]
-        return reply_id
-
-    def _encode(
-        self, request: Request, body: Any, reply_id: int, response_to: int, more_to_come: bool, compressor: int | None
-    ) -> bytes:
-        opts = self._server.codec_options
-        raw = encode_document(body, opts)
+            raw = encode_document(internal_error_document(f"cannot encode reply: {exc}"), opts)
+            more_to_come = False
         if len(raw) > MAX_REPLY_BODY:
-            log.warning("reply of %d bytes exceeds the BSON size limit on connection %d", len(raw), self.conn.id)
+            log.warning("reply of %d bytes exceeds the BSON size limit on connection %d", len(raw), conn.id)  # type: ignore[union-attr]
             raw = encode_document(REPLY_TOO_LARGE, opts)
             more_to_come = False
         if request.op == OpCode.MSG:
-            flags = MSG_MORE_TO_COME if more_to_come else 0
-            return encode_op_msg(reply_id, response_to, raw, flags, compressor)
-        return encode_op_reply(reply_id, response_to, raw, compressor=compressor)
-
+            frame = encode_op_msg(reply_id, response_to, raw, MSG_MORE_TO_COME if more_to_come else 0, compressor)
+        else:
+            frame = encode_op_reply(reply_id, response_to, raw, compressor=compressor)
+        self._transport.write(frame)  # type: ignore[union-attr]
+        return reply_id, more_to_come
 
 class WireServer:
     """MongoDB wire protocol server.
@@ -340,8 +347,13 @@ class WireServer:
         self._server.close()
         protocols = list(self._protocols)
         for proto in protocols:
-            if proto._transport is not None:
-                proto._transport.close()
+            transport = proto._transport
+            if transport is not None:
+                # A client that is not reading its replies would hold close() forever.
+                if transport.get_write_buffer_size():
+                    transport.abort()
+                else:
+                    transport.close()
         pending = [p._worker for p in protocols if p._worker is not None] + list(self._background)
         if pending:
             done, not_done = await asyncio.wait(pending, timeout=timeout)
@@ -349,6 +361,9 @@ class WireServer:
                 task.cancel()
             if not_done:
                 await asyncio.wait(not_done, timeout=1.0)
+        for proto in protocols:  # e.g. a client that does not read: close() would wait forever
+            if proto._transport is not None and proto.conn is not None and not proto.conn.closed:
+                proto._transport.abort()
         # connection_lost callbacks of the transports just closed run on the next loop turns.
         for _ in range(3):
             await asyncio.sleep(0)

@@ -67,6 +67,7 @@ class PingHandler(BaseHandler):
             return Reply({"ok": 1.0}, close_connection=True)
         if lname == "stream":
             conn.state["stream_left"] = body["stream"]
+            conn.state["stream_bad_at"] = body.get("badAt")
             return Reply({"ok": 1.0, "n": 0}, more_to_come=True)
         if lname == "unencodable":
             return {"ok": 1.0, "x": object()}
@@ -75,6 +76,8 @@ class PingHandler(BaseHandler):
     async def next_exhaust(self, conn, request, previous):
         left = conn.state["stream_left"] = conn.state["stream_left"] - 1
         n = previous.body["n"] + 1
+        if n == conn.state["stream_bad_at"]:
+            return Reply({"ok": 1.0, "n": n, "bad": object()}, more_to_come=True)
         return Reply({"ok": 1.0, "n": n}, more_to_come=left > 0)
 
 

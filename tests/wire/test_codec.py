@@ -277,6 +277,18 @@ def test_bad_lengths_rejected_from_four_bytes(length):
         reader.feed(op_msg({"ping": 1}))
 
 
+def test_protocol_error_carries_preceding_requests():
+    reader = MessageReader()
+    with pytest.raises(ProtocolError) as info:
+        reader.feed(op_msg({"ping": 1}, request_id=1) + op_msg({"ping": 2}, request_id=2) + b"\x00" * 20)
+    assert [r.request_id for r in info.value.requests] == [1, 2]
+    reader = MessageReader()
+    reader.feed(op_msg({"ping": 1}, request_id=3)[:10])
+    with pytest.raises(ProtocolError) as info:
+        reader.feed(op_msg({"ping": 1}, request_id=3)[10:] + struct.pack("<iiii", 16, 0, 0, 1))
+    assert [r.request_id for r in info.value.requests] == [3]
+
+
 def test_max_length_accepted_as_prefix():
     reader = MessageReader()
     assert reader.feed(header(MAX_MESSAGE_SIZE_BYTES, 1, 0, 2013)) == []

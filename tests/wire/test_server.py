@@ -166,6 +166,23 @@ def test_exhaust_stream(live):
         assert raw.recv_reply()["response_to"] == 43
 
 
+def test_exhaust_stream_ends_on_encoding_error(live):
+    with RawClient(live.port) as raw:
+        raw.send(op_msg({"stream": 5, "badAt": 2, "$db": "a"}, flags=1 << 16, request_id=44))
+        replies = [raw.recv_reply() for _ in range(3)]
+        assert [r["body"].get("n") for r in replies[:2]] == [0, 1]
+        assert replies[2]["body"]["code"] == 1 and replies[2]["flags"] == 0
+        raw.send(op_msg({"ping": 1, "$db": "a"}, request_id=45))
+        assert raw.recv_reply()["response_to"] == 45
+
+
+def test_messages_before_a_bad_frame_are_answered(live):
+    with RawClient(live.port) as raw:
+        raw.send(op_msg({"ping": 1, "$db": "a"}, request_id=71) + b"\xff" * 32)
+        assert raw.recv_reply()["response_to"] == 71
+        assert raw.is_closed_by_peer()
+
+
 def test_close_connection_reply_and_half_close(live):
     with RawClient(live.port) as raw:
         raw.send(op_msg({"bye": 1, "$db": "a"}, request_id=51))
@@ -273,3 +290,19 @@ def test_oversize_reply_becomes_error(live):
             c.admin.command("big", 16 * 1024 * 1024 + 20 * 1024)
         assert info.value.code == 10334
         assert len(c.admin.command("big", 1000)["data"]) == 1000
+
+
+def test_stop_with_a_client_that_does_not_read():
+    st = ServerThread(PingHandler())
+    slow = RawClient(st.port)
+    try:
+        slow.send(b"".join(op_msg({"big": 4 << 20, "$db": "a"}, request_id=i) for i in range(8)))
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        st.call(st.server.stop(timeout=1.0))
+        assert time.monotonic() - t0 < 5
+        assert st.call(_count_connections(st.server)) == 0
+        assert len(st.handler.disconnected) == 1
+    finally:
+        slow.close()
+        st.close()
