@@ -74,6 +74,8 @@ def test_delta_rs_reads_checkpointed_table_and_schema_evolution(fs, delta):
     uri = fs.local_path("c")
     for version in (2, 3, 4):
         assert _rs_rows(uri, version) == expected[version]
+    at5 = _rs_rows(uri, 5, columns=PLAIN + ["city"])
+    assert len(at5) == 145 and sum(r["city"] == "Oslo" for r in at5) == 5
     latest = RsTable(uri)
     assert latest.version() == 6
     rows = _rs_rows(uri, columns=PLAIN + ["city"])

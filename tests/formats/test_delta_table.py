@@ -117,6 +117,10 @@ def test_snapshot_is_cheap_and_incremental():
     counting.reset()
     v = t.commit(adds=[t.write_data_file(make_batch(100, 5))])
     assert t.snapshot().version == v and counting.calls["list"] == 0
+    counting.reset()
+    _commit_batch(other, 500)
+    assert t.cached_snapshot().version == v and not counting.calls      # no I/O at all
+    assert t.snapshot().version == v + 1
 
 
 @pytest.mark.parametrize("interval", [None, 3])

@@ -143,7 +143,8 @@ def build_actions(intent: Intent, base: LogState, ts: int) -> list[Action]:
         actions.append({"txn": {"appId": intent.app_id, "version": int(intent.app_version), "lastUpdated": ts}})
     for f in intent.removes:
         old = base.files[f.path]
-        rm = {"path": encode_path(f.path), "deletionTimestamp": ts, "dataChange": data_change,
+        # the add's path exactly as it was written (its URI encoding may differ from ours)
+        rm = {"path": old["path"], "deletionTimestamp": ts, "dataChange": data_change,
               "extendedFileMetadata": True, "partitionValues": {}, "size": int(old.get("size") or f.size)}
         if old.get("tags"):
             rm["tags"] = old["tags"]

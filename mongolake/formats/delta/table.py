@@ -236,6 +236,12 @@ class DeltaTable(Table):
         st = self._refresh() if version is None else self._state_at(version)
         return st.to_snapshot(self._footer_rows)
 
+    def cached_snapshot(self) -> Snapshot:
+        """The newest snapshot this handle knows, without any storage I/O (it includes
+        this handle's own commits; other writers' commits appear after ``snapshot()``)."""
+        st = self._state or self._refresh()
+        return st.to_snapshot(self._footer_rows)
+
     def _version_at(self, when: datetime) -> int:
         if when.tzinfo is None:
             when = when.replace(tzinfo=timezone.utc)
