@@ -2,6 +2,7 @@
 
 Knows bytes and messages, never storage or command semantics.  See ``docs/wire.md``.
 """
+from .bsonutil import DEFAULT_CODEC_OPTIONS, bson_depth_exceeds
 from .compression import SUPPORTED as SUPPORTED_COMPRESSORS
 from .connection import Connection
 from .constants import (
@@ -17,6 +18,8 @@ from .protocol import MessageReader, encode_op_msg, encode_op_query, encode_op_r
 from .server import WireServer
 
 __all__ = [
+    "DEFAULT_CODEC_OPTIONS",
+    "bson_depth_exceeds",
     "SUPPORTED_COMPRESSORS",
     "Connection",
     "MAX_BSON_OBJECT_SIZE",

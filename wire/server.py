@@ -11,7 +11,7 @@ import itertools
 import logging
 import socket
 from collections import deque
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 from bson.codec_options import CodecOptions
 
