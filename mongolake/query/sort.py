@@ -12,7 +12,9 @@
   then constant). ``{$meta: "textScore"}`` is accepted by the parser but raises
   NotImplemented (there is no text search yet).
 
-:meth:`Sort.key` returns an object usable as ``key=`` for ``sorted``/``heapq``;
+:meth:`Sort.key` returns a tuple usable as ``key=`` for ``sorted``/``heapq`` (values
+mapped by :func:`native_key` to tuples Python orders like BSON; descending fields
+wrapped to invert their order);
 :meth:`Sort.top_k` keeps the ``k`` first documents with a bounded heap.
 """
 from __future__ import annotations
@@ -26,7 +28,7 @@ from mongolake.query import bsonorder
 from mongolake.query.collation import Collation
 from mongolake.query.docpath import fmt_elem, parse_index
 
-__all__ = ["Sort", "parse_sort", "sort_value", "EMPTY_ARRAY"]
+__all__ = ["Sort", "parse_sort", "sort_value", "native_key", "EMPTY_ARRAY"]
 
 
 class _EmptyArray:
@@ -90,6 +92,10 @@ def _candidates(value: Any, parts: tuple[str, ...], i: int, out: list) -> None:
 
 def sort_value(doc: dict, parts: tuple[str, ...], direction: int, collation: Collation | None = None) -> Any:
     """The single value a document sorts by for one sort path and direction."""
+    if len(parts) == 1 and isinstance(doc, dict):
+        v = doc.get(parts[0], None)
+        if not isinstance(v, list):
+            return v if collation is None else collation.transform(v)
     vals: list = []
     _candidates(doc, parts, 0, vals)
     if collation is not None:
@@ -102,41 +108,71 @@ def sort_value(doc: dict, parts: tuple[str, ...], direction: int, collation: Col
     return best
 
 
-class SortKey:
-    """Comparable wrapper of the per-field sort values of one document."""
+class _Cmp:
+    """Fallback key for values Python cannot order natively (documents, arrays, ...)."""
 
-    __slots__ = ("values", "dirs")
+    __slots__ = ("v",)
 
-    def __init__(self, values: tuple, dirs: tuple):
-        self.values = values
-        self.dirs = dirs
+    def __init__(self, v: Any):
+        self.v = v
 
-    def compare(self, other: "SortKey") -> int:
-        for a, b, d in zip(self.values, other.values, self.dirs):
-            c = _cmp(a, b)
-            if c:
-                return c if d > 0 else -c
-        return 0
-
-    def __lt__(self, other: "SortKey") -> bool:
-        return self.compare(other) < 0
-
-    def __gt__(self, other: "SortKey") -> bool:
-        return self.compare(other) > 0
-
-    def __le__(self, other: "SortKey") -> bool:
-        return self.compare(other) <= 0
-
-    def __ge__(self, other: "SortKey") -> bool:
-        return self.compare(other) >= 0
+    def __lt__(self, other: "_Cmp") -> bool:
+        return bsonorder.compare(self.v, other.v) < 0
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, SortKey) and self.compare(other) == 0
+        return isinstance(other, _Cmp) and bsonorder.compare(self.v, other.v) == 0
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class _Desc:
+    """Inverts the order of a key (one descending field of a mixed-direction sort)."""
+
+    __slots__ = ("k",)
+
+    def __init__(self, k: Any):
+        self.k = k
+
+    def __lt__(self, other: "_Desc") -> bool:
+        return other.k < self.k
+
+    def __gt__(self, other: "_Desc") -> bool:
+        return self.k < other.k
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Desc) and self.k == other.k
 
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        return f"SortKey({self.values!r}, {self.dirs!r})"
+        return f"Desc({self.k!r})"
+
+
+_EMPTY_KEY = (bsonorder.MISSING_RANK,)
+
+
+def native_key(v: Any) -> tuple:
+    """A tuple whose Python order is the BSON order of ``v`` (EMPTY_ARRAY allowed)."""
+    if v is EMPTY_ARRAY:
+        return _EMPTY_KEY
+    rank = bsonorder.canonical_rank(v)
+    if rank == bsonorder.NUMBER:
+        if bsonorder.is_nan(v):
+            return (rank, 0)
+        return (rank, 1, bsonorder.to_number(v))
+    if rank == bsonorder.STRING:
+        return (rank, v)
+    if rank in (bsonorder.NULL, bsonorder.MINKEY, bsonorder.MAXKEY):
+        return (rank,)
+    if rank == bsonorder.OBJECTID:
+        return (rank, v.binary)
+    if rank == bsonorder.BOOL:
+        return (rank, bool(v))
+    if rank == bsonorder.DATE:
+        return (rank, bsonorder.date_ms(v))
+    if rank == bsonorder.TIMESTAMP:
+        return (rank, v.time, v.inc)
+    return (rank, _Cmp(v))
 
 
 class Sort:
@@ -172,19 +208,35 @@ class Sort:
         if self.meta is not None:
             raise MongoError(ErrorCode.NotImplemented, f"sorting by {{$meta: \"{self.meta}\"}} is not supported")
 
-    def key(self, doc: dict) -> SortKey:
+    def _values(self, doc: dict) -> tuple:
+        return tuple(native_key(sort_value(doc, parts, d, self.collation)) for parts, d in zip(self._parts, self._dirs))
+
+    def key(self, doc: dict) -> tuple:
         """A comparable key: ``sorted(docs, key=sort.key)`` sorts as MongoDB does."""
         self._check_usable()
-        return SortKey(tuple(sort_value(doc, parts, d, self.collation) for parts, d in zip(self._parts, self._dirs)),
-                       self._dirs)
+        vals = self._values(doc)
+        return tuple(v if d > 0 else _Desc(v) for v, d in zip(vals, self._dirs))
 
     def compare(self, a: dict, b: dict) -> int:
-        return self.key(a).compare(self.key(b))
+        ka, kb = self.key(a), self.key(b)
+        return -1 if ka < kb else (1 if kb < ka else 0)
+
+    def _uniform(self) -> int | None:
+        """1 or -1 when every field sorts in that direction (fast path), else None."""
+        if all(d > 0 for d in self._dirs):
+            return 1
+        if all(d < 0 for d in self._dirs):
+            return -1
+        return None
 
     def sort(self, docs: Iterable[dict]) -> list[dict]:
         """A new sorted list (stable: ties keep their input order)."""
         if not self.fields:
             return list(docs)
+        self._check_usable()
+        uniform = self._uniform()
+        if uniform is not None:
+            return sorted(docs, key=self._values, reverse=uniform < 0)
         return sorted(docs, key=self.key)
 
     def top_k(self, docs: Iterable[dict], k: int) -> list[dict]:
@@ -193,6 +245,12 @@ class Sort:
             return []
         if not self.fields:
             return list(itertools.islice(docs, k))
+        self._check_usable()
+        uniform = self._uniform()
+        if uniform == 1:
+            return heapq.nsmallest(k, docs, key=self._values)
+        if uniform == -1:
+            return heapq.nlargest(k, docs, key=self._values)
         return heapq.nsmallest(k, docs, key=self.key)
 
 
