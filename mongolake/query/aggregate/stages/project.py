@@ -241,24 +241,29 @@ def build_projection(spec: Any, opts: ParseOptions, stage_name: str = "$project"
         b.add(b.root, k, v)
     root = b.root
     _mark_computed(root)
-    kinds = list(_kinds(root))
-    non_id = [(p, k) for p, k in kinds if p != "_id"]
-    has_excl = any(k == EXCLUDE for _, k in non_id)
+    mode = None
+    pre = f"Invalid {stage_name} :: caused by :: "
+    for p, k in _kinds(root):
+        if p == "_id":
+            continue
+        if k == EXCLUDE:
+            if mode == "inclusion":
+                raise MongoError(31254, f"{pre}Cannot do exclusion on field {p} in inclusion projection")
+            mode = "exclusion"
+        else:
+            if mode == "exclusion":
+                if k == EXPR:
+                    raise MongoError(31252, f"{pre}Cannot use expression other than $meta in exclusion projection")
+                raise MongoError(31253, f"{pre}Cannot do inclusion on field {p} in exclusion projection")
+            mode = "inclusion"
     id_node = root.children.get("_id")
-    has_incl = any(k in (INCLUDE, EXPR) for _, k in kinds)
-    if has_excl:
-        for p, k in kinds:
-            if k == INCLUDE and p != "_id":
-                raise MongoError(31253, f"Invalid {stage_name} :: caused by :: Cannot do inclusion on field {p} in "
-                                        "exclusion projection")
-            if k == EXPR:
-                raise MongoError(31252, f"Invalid {stage_name} :: caused by :: Cannot use expression other than "
-                                        "$meta in exclusion projection")
+    if mode is None:
+        mode = "inclusion" if id_node is not None and id_node.kind in (INCLUDE, EXPR) else "exclusion"
+    if mode == "exclusion":
+        if id_node is not None and id_node.kind == EXPR:
+            raise MongoError(31252, f"{pre}Cannot use expression other than $meta in exclusion projection")
         if id_node is not None and id_node.kind == INCLUDE:
             del root.children["_id"]
-        return ProjectStage(spec, root, inclusion=False)
-    if not has_incl:
-        # only {_id: 0} (or {_id: false})
         return ProjectStage(spec, root, inclusion=False)
     if id_node is None:
         root.children = {"_id": _PNode(INCLUDE), **root.children}
