@@ -247,14 +247,23 @@ class WindowFunc:
                 b = n if f.hi == UNBOUNDED else i + (0 if f.hi == CURRENT else f.hi) + 1
                 out.append((max(0, min(a, n)), max(0, min(b, n))))
             return out
+        # range frames: numeric bounds are values relative to the current sortBy value; "current" is the
+        # current document's position (as in MongoDB); the sortBy is ascending (checked at parse time)
         xs = [self._range_value(v, f) for v in sort_vals]
-        desc = len(xs) > 1 and any(xs[i] > xs[i + 1] for i in range(len(xs) - 1))
-        keyed = [-x for x in xs] if desc else xs
         out = []
         for i in range(n):
-            lo_v, hi_v = self._range_bounds(sort_vals[i], xs[i], f, desc)
-            a = 0 if lo_v is None else bisect.bisect_left(keyed, lo_v)
-            b = n if hi_v is None else bisect.bisect_right(keyed, hi_v)
+            if f.lo == UNBOUNDED:
+                a = 0
+            elif f.lo == CURRENT:
+                a = i
+            else:
+                a = bisect.bisect_left(xs, self._shifted(sort_vals[i], xs[i], f.lo, f))
+            if f.hi == UNBOUNDED:
+                b = n
+            elif f.hi == CURRENT:
+                b = i + 1
+            else:
+                b = bisect.bisect_right(xs, self._shifted(sort_vals[i], xs[i], f.hi, f))
             out.append((a, max(a, b)))
         return out
 
@@ -269,22 +278,13 @@ class WindowFunc:
                                       + type_name(v))
         return to_float(v)
 
-    def _range_bounds(self, raw: Any, x: float, f: Frame, desc: bool) -> tuple[float | None, float | None]:
-        def shift(b: Any) -> float | None:
-            if b == UNBOUNDED:
-                return None
-            if b == CURRENT:
-                return x
-            if f.unit is not None:
-                from mongolake.query.expr.dates import add_to_date
-                from mongolake.query.expr.datecore import UTC, to_datetime
-                return float(date_ms(add_to_date(to_datetime(raw), f.unit, int(b), UTC)))
-            return x + b
-
-        lo, hi = shift(f.lo), shift(f.hi)
-        if desc:
-            return (None if hi is None else -hi), (None if lo is None else -lo)
-        return lo, hi
+    @staticmethod
+    def _shifted(raw: Any, x: float, bound: Any, f: Frame) -> float:
+        if f.unit is not None:
+            from mongolake.query.expr.datecore import UTC, to_datetime
+            from mongolake.query.expr.dates import add_to_date
+            return float(date_ms(add_to_date(to_datetime(raw), f.unit, int(bound), UTC)))
+        return x + bound
 
     def _accumulate(self, scopes: list[dict], frames: list[tuple[int, int]], env: Any) -> list:
         acc = self.acc

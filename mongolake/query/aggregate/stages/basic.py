@@ -39,7 +39,22 @@ def _parse_match(spec: Any, opts: ParseOptions) -> Stage:
         raise MongoError(15959, "the match filter must be an expression in an object")
     from mongolake.query.filter import parse_filter
 
+    if opts.let_vars is not None:
+        _check_expr_variables(spec, opts)
     return MatchStage(spec, parse_filter(spec, in_aggregation=True))
+
+
+def _check_expr_variables(spec: Any, opts: ParseOptions) -> None:
+    """Compile every ``$expr`` inside a filter so undefined variables fail at parse time (17276)."""
+    if isinstance(spec, dict):
+        for k, v in spec.items():
+            if k == "$expr":
+                opts.expr(v)
+            else:
+                _check_expr_variables(v, opts)
+    elif isinstance(spec, list):
+        for v in spec:
+            _check_expr_variables(v, opts)
 
 
 # --- $limit / $skip ---------------------------------------------------------------------------

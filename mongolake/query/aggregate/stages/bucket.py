@@ -254,7 +254,7 @@ class BucketAutoStage(Stage):
         for lo, hi, members in buckets:
             gid = {"min": lo, "max": hi}
             gscope = dict(env.variables)
-            gscope["ROOT"] = gscope["CURRENT"] = {"_id": gid}
+            gscope["ROOT"] = gscope["CURRENT"] = gid
             states = [a.create(gscope) for a in self.accs]
             for d in members:
                 s["ROOT"] = s["CURRENT"] = d

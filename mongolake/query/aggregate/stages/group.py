@@ -41,8 +41,9 @@ def run_groups(docs: Iterator[dict], env: RunEnv, key_fn: Any, accs: list[AccSpe
         hk = hash_key(gid)
         entry = groups.get(hk)
         if entry is None:
+            # per-group parameters (the n of $firstN...) see the group key's fields, as in MongoDB
             gscope = dict(env.variables)
-            gscope["ROOT"] = gscope["CURRENT"] = {"_id": gid}
+            gscope["ROOT"] = gscope["CURRENT"] = gid if type(gid) is dict else {}
             entry = groups[hk] = (gid, [a.create(gscope) for a in accs])
             budget.add({"_id": gid})
             budget.add_bytes(64 * len(accs))

@@ -145,16 +145,29 @@ class LookupStage(Stage):
                         for name, node in self.let:
                             v = node(s)
                             variables[name] = None if v is MISSING else v
-                    source = self._source(env, db, _combine(flt, self.sub.pushdown))
-                    matches = list(self.sub.rest.run_env(source, env.child(variables)))
+                    child = env.child(variables)
+                    if self.sub.pipeline.is_collectionless:
+                        matches = list(self._run_documents(flt, child))
+                    else:
+                        source = env.ctx.scan(db, self.from_coll, _combine(flt, self.sub.pushdown))
+                        matches = list(self.sub.rest.run_env(source, child))
                     if uncorrelated and len(cache) < _CACHE_LIMIT:
                         cache[key] = matches
             yield set_nested(d, self.as_path, list(matches))
 
-    def _source(self, env: RunEnv, db: str, flt: dict | None) -> Any:
-        if self.sub is not None and self.sub.pipeline.is_collectionless:
-            return iter(())
-        return env.ctx.scan(db, self.from_coll, flt)
+    def _run_documents(self, flt: dict | None, env: RunEnv) -> Iterator[dict]:
+        """A sub-pipeline starting with $documents; the join condition applies right after it."""
+        from mongolake.query.aggregate.pipeline import Pipeline
+
+        stages = self.sub.pipeline.stages  # type: ignore[union-attr]
+        docs = Pipeline(stages[:1]).run_env(iter(()), env)
+        if flt:
+            from mongolake.query.filter import parse_filter
+            from mongolake.query.matcher import compile_matcher
+
+            m = compile_matcher(parse_filter(flt))
+            docs = (d for d in docs if m(d))
+        return Pipeline(stages[1:]).run_env(docs, env)
 
 
 @stage("$lookup")

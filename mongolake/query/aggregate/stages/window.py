@@ -91,8 +91,8 @@ def _parse_set_window_fields(spec: Any, opts: ParseOptions) -> Stage:
             raise MongoError(ErrorFailedToParse, "Expected a $-prefixed window function" if not funcs else
                              f"Window function found an unknown argument: {funcs[-1]}")
         frame = parse_frame(fspec.get("window"))
-        if frame is not None and frame.kind == "range" and len(sort_fields) != 1:
-            raise MongoError(5339902, "Range-based window requires sortBy a single field")
+        if frame is not None and frame.kind == "range" and (len(sort_fields) != 1 or sort_fields[0][1] != 1):
+            raise MongoError(5339902, "Range-based window requires sortBy a single field, in ascending order")
         if frame is not None and frame.kind == "documents" and (frame.lo != "unbounded" or frame.hi != "unbounded") \
                 and not sort_fields:
             raise MongoError(5339901, "Document-based bounds require a sortBy")
