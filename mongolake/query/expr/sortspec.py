@@ -116,41 +116,122 @@ def parse_sort_spec(spec: Any, *, what: str = "$sort") -> list[tuple[list[str], 
     return fields
 
 
+class _Cmp:
+    """Wraps values Python cannot order natively (documents, arrays, code...) with BSON comparison."""
+
+    __slots__ = ("v",)
+
+    def __init__(self, v: Any):
+        self.v = v
+
+    def __lt__(self, other: "_Cmp") -> bool:
+        return sort_compare(self.v, other.v) < 0
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Cmp) and sort_compare(self.v, other.v) == 0
+
+    def __hash__(self) -> int:  # pragma: no cover - keys are never hashed
+        return 0
+
+
+def encode(v: Any) -> tuple:
+    """A tuple whose native Python ordering is MongoDB's sort order for ``v``."""
+    t = type(v)
+    if t is int or t is float:
+        if v != v:
+            return (10, 0, 0)
+        return (10, 1, v)
+    if t is str:
+        return (15, 0, v)
+    if v is None or v is MISSING:
+        return (5, 0, 0)
+    if t is bool:
+        return (40, 0, v)
+    if v is UNDEFINED:
+        return (1, 0, 0)
+    if t is dict or t is list:
+        return (20 if t is dict else 25, 0, _Cmp(v))
+    from mongolake.query.bsonorder import canonical_rank, date_ms, is_nan
+    from mongolake.query.expr.values import is_date
+    r = canonical_rank(v)
+    if r == 10:
+        if is_nan(v):
+            return (10, 0, 0)
+        from bson.decimal128 import Decimal128
+        return (10, 1, v.to_decimal() if isinstance(v, Decimal128) else v)
+    if is_date(v):
+        return (45, 0, date_ms(v))
+    from bson.objectid import ObjectId
+    from bson.timestamp import Timestamp
+    if isinstance(v, ObjectId):
+        return (35, 0, v.binary)
+    if isinstance(v, Timestamp):
+        return (47, 0, (v.time, v.inc))
+    if r in (-1, 100):
+        return (r, 0, 0)
+    return (r, 0, _Cmp(v))
+
+
+class _Desc:
+    """Reverses the order of an encoded key (every field descending)."""
+
+    __slots__ = ("t",)
+
+    def __init__(self, t: tuple):
+        self.t = t
+
+    def __lt__(self, other: "_Desc") -> bool:
+        return other.t < self.t
+
+    def __gt__(self, other: "_Desc") -> bool:
+        return self.t < other.t
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Desc) and self.t == other.t
+
+
 def make_key(fields: list[tuple[list[str], int]]) -> Callable[[Any], Any]:
-    """A ``key=`` function ordering documents by the parsed sort fields."""
+    """A ``key=`` function ordering documents by the parsed sort fields.
+
+    The returned function has two attributes used by fast paths: ``encode(doc)``
+    (a tuple of per-field encodings, natively ordered ascending) and
+    ``directions`` (a tuple of 1/-1).
+    """
     dirs = tuple(d for _, d in fields)
-
-    class Key:
-        __slots__ = ("v",)
-
-        def __init__(self, v: tuple):
-            self.v = v
-
-        def __lt__(self, other: "Key") -> bool:
-            for a, b, d in zip(self.v, other.v, dirs):
-                c = sort_compare(a, b)
-                if c:
-                    return c < 0 if d > 0 else c > 0
-            return False
-
-        def __eq__(self, other: object) -> bool:
-            return isinstance(other, Key) and all(sort_compare(a, b) == 0 for a, b in zip(self.v, other.v))
-
-        def __gt__(self, other: "Key") -> bool:
-            return other.__lt__(self)
-
     paths = [(p, d < 0) for p, d in fields]
-    if len(paths) == 1:
-        (p0, desc0), = paths
 
-        def key1(doc: Any) -> Key:
-            return Key((field_sort_value(doc, p0, desc0),))
+    def enc(doc: Any) -> tuple:
+        return tuple(encode(field_sort_value(doc, p, desc)) for p, desc in paths)
 
-        return key1
+    if all(d > 0 for d in dirs):
+        key: Any = enc
+    elif all(d < 0 for d in dirs):
+        def key(doc: Any) -> Any:
+            return _Desc(enc(doc))
+    else:
+        class Mixed:
+            __slots__ = ("t",)
 
-    def key(doc: Any) -> Key:
-        return Key(tuple(field_sort_value(doc, p, desc) for p, desc in paths))
+            def __init__(self, t: tuple):
+                self.t = t
 
+            def __lt__(self, other: "Mixed") -> bool:
+                for a, b, d in zip(self.t, other.t, dirs):
+                    if a != b:
+                        return (a < b) if d > 0 else (b < a)
+                return False
+
+            def __gt__(self, other: "Mixed") -> bool:
+                return other.__lt__(self)
+
+            def __eq__(self, other: object) -> bool:
+                return isinstance(other, Mixed) and self.t == other.t
+
+        def key(doc: Any) -> Any:
+            return Mixed(enc(doc))
+
+    key.encode = enc  # type: ignore[attr-defined]
+    key.directions = dirs  # type: ignore[attr-defined]
     return key
 
 

@@ -45,15 +45,27 @@ class SortStage(Stage):
             for item in result:
                 yield item[2]
             return
-        rows = []
+        enc = key.encode  # type: ignore[attr-defined]
+        dirs = key.directions  # type: ignore[attr-defined]
         if budget.enforce:
+            pairs = []
             for d in docs:
                 budget.add(d)
-                rows.append(d)
+                pairs.append((enc(d), d))
         else:
-            rows = list(docs)
-        rows.sort(key=key)
-        yield from rows
+            pairs = [(enc(d), d) for d in docs]
+        if all(x == dirs[0] for x in dirs):
+            pairs.sort(key=_first, reverse=dirs[0] < 0)
+        else:
+            # stable multi-pass sort, last field first, with native comparisons
+            for j in range(len(dirs) - 1, -1, -1):
+                pairs.sort(key=lambda p, j=j: p[0][j], reverse=dirs[j] < 0)
+        for p in pairs:
+            yield p[1]
+
+
+def _first(p: tuple) -> Any:
+    return p[0]
 
 
 class _Neg:
