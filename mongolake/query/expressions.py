@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterable
 
 from mongolake.query import expr as _expr  # noqa: F401  (registers the operators)
 from mongolake.query.bsonorder import MISSING
-from mongolake.query.expr.core import OPERATORS, Node, ParseState, compile_node, is_const, const_value
+from mongolake.query.expr.core import OPERATORS, UNSUPPORTED_OPERATORS, Node, ParseState, compile_node, is_const, const_value
 from mongolake.query.expr.logic import agg_compare
 from mongolake.query.expr.sortspec import compile_sort_spec
 from mongolake.query.expr.values import hash_key, truthy, type_name
@@ -68,7 +68,7 @@ def is_constant_expression(spec: Any) -> tuple[bool, Any]:
 
 def supported_operators() -> list[str]:
     """The names of every implemented expression operator."""
-    return sorted(OPERATORS)
+    return sorted(set(OPERATORS) - UNSUPPORTED_OPERATORS)
 
 
 Node = Node

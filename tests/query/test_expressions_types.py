@@ -73,3 +73,12 @@ def test_convert_options():
     fails({"$convert": {"input": 1}}, 2)
     e = fails({"$convert": {"input": "abc", "to": "double"}}, 241)
     assert "Failed to parse number 'abc' in $convert with no onError value" in e.message
+
+
+def test_to_uuid_and_unsupported_operators():
+    from bson.binary import Binary
+
+    u = ev({"$toUUID": "a9b8e0f3-6d6d-4b6f-9a1e-3f2c1d0e9b8a"})
+    assert isinstance(u, Binary) and u.subtype == 4 and len(u) == 16
+    fails({"$toUUID": "nope"}, 241)
+    fails({"$function": {"body": "x", "args": [], "lang": "js"}}, 238)

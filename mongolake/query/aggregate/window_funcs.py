@@ -215,6 +215,8 @@ class WindowFunc:
                 ema = f if ema is None else self.alpha * f + (1 - self.alpha) * ema
                 res.append(ema)
             return res
+        if self.acc is not None and self.frame is not None and self.frame.running:
+            return self._accumulate(scopes, [], env)
         frames = self._frames(n, sort_vals)
         if name in ("$derivative", "$integral"):
             ys = [self.input(s) for s in scopes]

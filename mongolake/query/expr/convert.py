@@ -14,7 +14,7 @@ from bson.timestamp import Timestamp
 
 from mongolake.errors import MongoError
 from mongolake.query.bsonorder import MISSING, date_ms
-from mongolake.query.expr.core import Node, ParseState, compile_node, err, fixed, fold, register
+from mongolake.query.expr.core import UNSUPPORTED_OPERATORS, Node, ParseState, compile_node, err, fixed, fold, register
 from mongolake.query.expr.numeric import DECIMAL, DOUBLE, INT, LONG, as_int, dec, kind, to_decimal
 from mongolake.query.expr.strings import format_date, format_double
 from mongolake.query.expr.values import INT32_MAX, INT32_MIN, INT64_MAX, INT64_MIN, is_date, ms_to_date, type_name
@@ -313,3 +313,34 @@ for _n, _t in (("$toDouble", "double"), ("$toString", "string"), ("$toObjectId",
     _to_op(_n, _t)
 
 __all__ = ["convert_value", "ConversionFailure"]
+
+
+@fixed("$toUUID", 1)
+def op_to_uuid(v: Any) -> Any:
+    """A UUID string to BinData subtype 4."""
+    import uuid as _uuid
+
+    from bson.binary import Binary
+
+    if v is None or v is MISSING:
+        return None
+    if isinstance(v, Binary) and v.subtype == 4:
+        return v
+    if not isinstance(v, str):
+        raise err(ConversionFailure, f"Unsupported conversion from {type_name(v)} to UUID in $convert with no "
+                                     "onError value")
+    try:
+        return Binary(_uuid.UUID(v).bytes, 4)
+    except ValueError:
+        raise err(ConversionFailure, f"Failed to parse UUID '{v}' in $convert with no onError value") from None
+
+
+def _unsupported_operator(name: str) -> None:
+    def parser(args: Any, ps: ParseState, opname: str) -> Node:
+        raise err(238, f"{opname} is not supported by MongoLake")
+    register(name)(parser)
+    UNSUPPORTED_OPERATORS.add(name)
+
+
+for _n in ("$function", "$toHashedIndexKey", "$accumulator"):
+    _unsupported_operator(_n)

@@ -34,6 +34,9 @@ Parser = Callable[[Any, "ParseState", str], Node]
 OPERATORS: dict[str, Parser] = {}
 """Expression operator name (with ``$``) -> parser."""
 
+UNSUPPORTED_OPERATORS: set[str] = set()
+"""Valid MongoDB operators that MongoLake refuses with NotImplemented (238)."""
+
 SYSTEM_VARIABLES = frozenset({
     "ROOT", "CURRENT", "REMOVE", "NOW", "CLUSTER_TIME", "DESCEND", "PRUNE", "KEEP",
     "SEARCH_META", "USER_ROLES",

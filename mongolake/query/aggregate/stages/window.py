@@ -47,8 +47,12 @@ class SetWindowFieldsStage(Stage):
         first_sort = self.sort_fields[0][0] if self.sort_fields else None
         for _, members in groups:
             if self.key is not None:
-                members.sort(key=self.key)
-            keys = [self.key(d) for d in members] if self.key is not None else [None] * len(members)
+                keyed = [(self.key(d), d) for d in members]
+                keyed.sort(key=_first)
+                keys = [k for k, _ in keyed]
+                members = [d for _, d in keyed]
+            else:
+                keys = [None] * len(members)
             sort_vals = [get_nested(d, first_sort) for d in members] if first_sort else [None] * len(members)
             scopes = [env.scope(d) for d in members]
             results = [(path, fn.compute(members, scopes, keys, sort_vals, env)) for path, fn in self.outputs]
@@ -98,6 +102,10 @@ def _parse_set_window_fields(spec: Any, opts: ParseOptions) -> Stage:
             raise MongoError(5339901, "Document-based bounds require a sortBy")
         outputs.append((path, WindowFunc(field, funcs[0], fspec[funcs[0]], frame, opts, sort_fields)))
     return SetWindowFieldsStage(spec, partition, sort_fields, outputs)
+
+
+def _first(p: tuple) -> Any:
+    return p[0]
 
 
 ErrBadValue = 2
