@@ -109,3 +109,13 @@ def test_meta_rand_and_missing_metadata():
     fails({"$meta": "bogus"}, 17308)
     r = ev({"$rand": {}})
     assert isinstance(r, float) and 0 <= r < 1
+
+
+def test_caller_variables_are_not_mutated_and_results_are_per_document():
+    variables = {"k": 2}
+    fn = compile_expression({"$let": {"vars": {"x": {"$multiply": ["$a", "$$k"]}}, "in": {"$add": ["$$x", 1]}}})
+    assert [fn({"a": i}, variables) for i in range(3)] == [1, 3, 5]
+    assert variables == {"k": 2}
+    m = compile_expression({"$map": {"input": "$xs", "in": {"$add": ["$$this", "$$ROOT.base"]}}})
+    assert m({"xs": [1, 2], "base": 10}) == [11, 12]
+    assert m({"xs": [], "base": 10}) == []

@@ -11,7 +11,6 @@ re-accumulating each frame.
 from __future__ import annotations
 
 import bisect
-import math
 from typing import Any
 
 from mongolake.errors import MongoError

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from bson.max_key import MaxKey  # noqa: F401  (documented ordering)
 from bson.min_key import MinKey
 
 from mongolake.query.bsonorder import MISSING, compare

@@ -2,7 +2,6 @@
 $documents, $redact — mostly the MongoDB manual's examples."""
 from __future__ import annotations
 
-from mongolake.query.aggregate import InMemoryPipelineContext
 
 from tests.query.aggregate._util import fails, run
 
