@@ -160,7 +160,20 @@ def parse_pipeline(stages: Any, *, let_vars: Iterable[str] | None = None, contex
 
 
 def optimize(stages: list[Stage]) -> list[Stage]:
-    """Local rewrites: ``$sort`` + ``$skip``/``$limit`` become a bounded top-k sort."""
+    """Local rewrites, as MongoDB does.
+
+    * a ``$match`` directly after a ``$sort`` moves before it (filter first, and a leading
+      ``$match`` can be pushed down to the scan);
+    * ``$sort`` + ``$skip``/``$limit`` becomes a bounded top-k sort.
+    """
+    stages = list(stages)
+    moved = True
+    while moved:
+        moved = False
+        for i in range(1, len(stages)):
+            if stages[i].name == "$match" and stages[i - 1].name == "$sort":
+                stages[i - 1], stages[i] = stages[i], stages[i - 1]
+                moved = True
     out: list[Stage] = []
     i = 0
     while i < len(stages):

@@ -99,3 +99,11 @@ def test_let_variables_checked_and_used():
     now = parse_pipeline([{"$project": {"now": "$$NOW", "_id": 0}}])
     a, b = list(now.run([{}, {}], InMemoryPipelineContext()))
     assert a["now"] == b["now"]  # $$NOW is fixed for the whole run
+
+
+def test_match_after_sort_moves_first():
+    p = parse_pipeline([{"$sort": {"a": 1}}, {"$match": {"a": {"$gt": 1}}}, {"$limit": 2}])
+    assert p.stage_names == ["$match", "$sort", "$limit"]
+    assert p.leading_match() == {"a": {"$gt": 1}}
+    docs = [{"a": 3}, {"a": 1}, {"a": 2}, {"a": 4}]
+    assert list(p.run(docs, InMemoryPipelineContext())) == [{"a": 2}, {"a": 3}]
