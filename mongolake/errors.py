@@ -38,6 +38,11 @@ class ErrorCode(IntEnum):
     NonExistentPath = 29
     InvalidPath = 30
     RoleNotFound = 31
+    CannotBackfillArray = 34
+    NotExactValueField = 111
+    InvalidPipelineOperator = 168
+    ConversionFailure = 241
+    QueryExceededMemoryLimitNoDiskUseAllowed = 292
     ConflictingUpdateOperators = 40
     CursorNotFound = 43
     NamespaceExists = 48

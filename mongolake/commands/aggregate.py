@@ -29,6 +29,10 @@ class EngineContext:
             for k, v in let.items():
                 self.variables[k] = compile_expression(v)({}, self.variables)
         self.collation = collation
+        self.allow_disk_use = bool(ctx.body.get("allowDiskUse", True))
+        self.memory_limit_bytes = 100 * 1024 * 1024
+        target = ctx.body.get("aggregate")
+        self.collection = target if isinstance(target, str) else None
 
     def scan(self, db: str, coll: str, filter: dict | None = None) -> Iterable[dict]:
         return self.engine.find(db, coll, filter or {}, as_raw=False)
@@ -73,7 +77,8 @@ def _parse(ctx: Ctx) -> tuple[Any, list, dict]:
     pipeline = ctx.body.get("pipeline")
     if not isinstance(pipeline, list):
         raise MongoError(ErrorCode.TypeMismatch, "'pipeline' option must be specified as an array")
-    return parse_pipeline(pipeline), pipeline, ctx.body
+    let = ctx.body.get("let")
+    return parse_pipeline(pipeline, let_vars=list(let) if isinstance(let, dict) else None), pipeline, ctx.body
 
 
 def _source(ctx: Ctx, pl: Any, stats: ScanStats | None = None) -> Iterator[dict]:

@@ -111,7 +111,7 @@ async def create_indexes(ctx: Ctx) -> dict:
 def _check_existing_unique(ctx: Ctx, c: Any, spec: dict) -> None:
     from mongolake.errors import duplicate_key
     from mongolake.query import keystring
-    from mongolake.query.paths import index_key_values
+    from mongolake.engine.keys import index_key_values
 
     fields = list(spec["key"])
     seen: set[bytes] = set()

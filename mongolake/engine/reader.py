@@ -20,7 +20,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from mongolake.formats.base import DataFile, Snapshot, Table
-from mongolake.query import pushdown, zonemap
+from mongolake.query import zonemap
+from mongolake.query.filter import referenced_paths
+from mongolake.query.pushdown import pushdown
 from mongolake.query.bsonorder import CODEC_OPTIONS
 
 from .cache import LRUCache
@@ -34,10 +36,27 @@ class ScanPlan:
     expr: Any                                  # the filter's expression tree (None = match all)
     matcher: Callable[[dict], bool] | None     # None = match all
     specs: dict                                # shredded column specs of the table
+    top_columns: frozenset = frozenset()       # top-level columns the filter references
+
+    def __post_init__(self) -> None:
+        if self.expr is not None and not self.top_columns:
+            self.top_columns = frozenset(p.split(".", 1)[0] for p in referenced_paths(self.expr))
 
     @property
     def match_all(self) -> bool:
         return self.matcher is None
+
+
+@dataclass
+class FileInfo:
+    pf: pq.ParquetFile
+    md: pq.FileMetaData
+    leaves: frozenset          # leaf column paths in the file
+    top: frozenset             # top-level column names in the file
+    key_index: int             # column index of _key
+
+    def file_specs(self, specs: dict) -> dict:
+        return {p: s for p, s in specs.items() if p in self.leaves}
 
 
 @dataclass
@@ -64,13 +83,20 @@ class FileReader:
         self.cache = cache
 
     # -- cached pieces -------------------------------------------------------
-    def parquet(self, table: Table, f: DataFile) -> pq.ParquetFile:
+    def info(self, table: Table, f: DataFile) -> FileInfo:
         key = ("pf", table.root, f.path)
-        pf = self.cache.get(key)
-        if pf is None:
+        fi = self.cache.get(key)
+        if fi is None:
             pf = table.open_data_file(f)
-            self.cache.put(key, pf, 4096 + pf.metadata.serialized_size)
-        return pf
+            md = pf.metadata
+            leaves = frozenset(md.schema.column(i).path for i in range(len(md.schema)))
+            top = frozenset(pf.schema_arrow.names)
+            fi = FileInfo(pf, md, leaves, top, _column_index(md, KEY))
+            self.cache.put(key, fi, 4096 + md.serialized_size)
+        return fi
+
+    def parquet(self, table: Table, f: DataFile) -> pq.ParquetFile:
+        return self.info(table, f).pf
 
     def _rg_keys(self, table: Table, f: DataFile, rg: int) -> list[bytes]:
         def load():
@@ -102,9 +128,9 @@ class FileReader:
         return None
 
     def _lookup_in_file(self, table: Table, f: DataFile, key: bytes) -> bytes | None:
-        pf = self.parquet(table, f)
-        md = pf.metadata
-        kidx = _column_index(md, KEY)
+        fi = self.info(table, f)
+        md = fi.md
+        kidx = fi.key_index
         for rg in range(md.num_row_groups):
             st = md.row_group(rg).column(kidx).statistics
             if st is not None and st.has_min_max and (key < st.min or key > st.max):
@@ -135,25 +161,26 @@ class FileReader:
         shadow_arr = pa.array(list(shadow), pa.binary()) if shadow else None
         for f in snapshot.files:
             stats.files_total += 1
-            exact_cols = set(f.null_count)
-            if plan.expr is not None and not zonemap.file_might_match(plan.expr, f, plan.specs):
+            if plan.expr is not None and not zonemap.might_match(plan.expr, f, plan.specs):
                 continue
             stats.files_scanned += 1
+            fi = self.info(table, f)
+            pf, md = fi.pf, fi.md
+            exact_cols = set(f.null_count)
+            fspecs = fi.file_specs(plan.specs)
             if plan.expr is not None:
-                arrow_expr, exact = pushdown.to_arrow(plan.expr, plan.specs, exact_cols)
+                arrow_expr, exact = pushdown(plan.expr, fspecs, exact_cols)
             else:
                 arrow_expr, exact = None, True
             if exact:
                 stats.pushdown_exact_files += 1
-            pf = self.parquet(table, f)
-            md = pf.metadata
             needed = [KEY, DOC]
             if arrow_expr is not None:
-                needed += [c for c in _top_columns(arrow_expr, md) if c not in needed]
+                needed += sorted(c for c in plan.top_columns & fi.top if c not in needed)
             for rg in range(md.num_row_groups):
                 stats.row_groups_total += 1
-                if plan.expr is not None and not zonemap.rowgroup_might_match(plan.expr, md, rg, exact_cols,
-                                                                                  plan.specs):
+                if plan.expr is not None and not zonemap.might_match(
+                        plan.expr, zonemap.rowgroup_stats(md, rg, exact_cols | {KEY}, fspecs), fspecs):
                     continue
                 stats.row_groups_scanned += 1
                 t = pf.read_row_group(rg, columns=needed)
@@ -191,24 +218,25 @@ class FileReader:
         n = 0
         for f in snapshot.files:
             stats.files_total += 1
-            exact_cols = set(f.null_count)
-            if plan.expr is not None and not zonemap.file_might_match(plan.expr, f, plan.specs):
+            if plan.expr is not None and not zonemap.might_match(plan.expr, f, plan.specs):
                 continue
             stats.files_scanned += 1
-            arrow_expr, exact = (pushdown.to_arrow(plan.expr, plan.specs, exact_cols)
+            exact_cols = set(f.null_count)
+            fi = self.info(table, f)
+            pf, md = fi.pf, fi.md
+            fspecs = fi.file_specs(plan.specs)
+            arrow_expr, exact = (pushdown(plan.expr, fspecs, exact_cols)
                                  if plan.expr is not None else (None, True))
             if exact and arrow_expr is None and shadow_arr is None:
                 n += f.num_records
                 continue
-            pf = self.parquet(table, f)
-            md = pf.metadata
             needed = [KEY] if exact else [KEY, DOC]
             if arrow_expr is not None:
-                needed += [c for c in _top_columns(arrow_expr, md) if c not in needed]
+                needed += sorted(c for c in plan.top_columns & fi.top if c not in needed)
             for rg in range(md.num_row_groups):
                 stats.row_groups_total += 1
-                if plan.expr is not None and not zonemap.rowgroup_might_match(plan.expr, md, rg, exact_cols,
-                                                                                  plan.specs):
+                if plan.expr is not None and not zonemap.might_match(
+                        plan.expr, zonemap.rowgroup_stats(md, rg, exact_cols | {KEY}, fspecs), fspecs):
                     continue
                 stats.row_groups_scanned += 1
                 t = pf.read_row_group(rg, columns=needed)
@@ -232,10 +260,3 @@ def _column_index(md: pq.FileMetaData, name: str) -> int:
         if schema.column(i).path == name:
             return i
     raise KeyError(name)
-
-
-def _top_columns(expr: pc.Expression, md: pq.FileMetaData) -> list[str]:
-    """Top-level columns an Arrow expression references that exist in the file."""
-    names = set(md.schema.to_arrow_schema().names)
-    text = str(expr)
-    return [n for n in names if n not in (KEY, DOC) and (f"{n}" in text)]

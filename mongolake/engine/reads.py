@@ -130,7 +130,7 @@ class ReadOps:
             if sort:
                 parse_sort(sort)
             return iter(())
-        proj = parse_projection(projection) if projection else None
+        proj = parse_projection(projection, filter_spec=filter or {}) if projection else None
         srt = parse_sort(sort, collation=collation) if sort else None
         plan = self.plan(c, filter)
         need_decode = srt is not None or proj is not None or not as_raw
@@ -152,9 +152,9 @@ class ReadOps:
         for raw, d in rows:
             if proj is not None:
                 pos = None
-                if proj.needs_position and plan.expr is not None:
+                if proj.positional and plan.expr is not None:
                     from mongolake.query.matcher import match_position
-                    pos = match_position(plan.expr, d)
+                    pos = match_position(plan.expr, d)[1]
                 d = proj.apply(d, position=pos)
                 raw = None
             if as_raw:
@@ -187,7 +187,7 @@ class ReadOps:
         return min(n, limit) if limit else n
 
     def distinct(self, db: str, coll: str, key: str, filter: dict | None = None) -> list:
-        from mongolake.query.paths import distinct_values
+        from .keys import distinct_values
 
         c = self.get_collection(db, coll)
         if c is None:

@@ -88,22 +88,30 @@ class WriteOps:
 
     def _check_unique(self, c: Collection, doc: dict, key: bytes, pending: dict[bytes, dict]) -> None:
         """Enforce unique secondary indexes (``_id`` is checked by key)."""
-        from mongolake.query.paths import index_key_values
+        from .keys import index_key_values
 
         for ix in c.meta.indexes:
             if not ix.get("unique") or ix.get("name") == "_id_":
                 continue
             fields = list(ix["key"])
-            values = index_key_values(doc, fields)
-            if values is None:      # sparse / partial index without this document
+            values = index_key_values(doc, fields, sparse=bool(ix.get("sparse")))
+            if values is None:      # a sparse index leaves this document out
                 continue
-            flt = {f: (v if v is not None else None) for f, v in zip(fields, values)}
+            pfe = ix.get("partialFilterExpression")
+            if pfe:
+                from mongolake.query.filter import parse_filter
+                from mongolake.query.matcher import compile_matcher
+                if not compile_matcher(parse_filter(pfe))(doc):
+                    continue
+            flt = dict(zip(fields, values))
+            if pfe:
+                flt = {"$and": [flt, pfe]}
             for other_key, other in pending.items():
                 if other_key != key and index_key_values(other, fields) == values:
-                    raise duplicate_key(c.ns, ix["name"], dict(ix["key"]), flt)
+                    raise duplicate_key(c.ns, ix["name"], dict(ix["key"]), dict(zip(fields, values)))
             for raw, d in self.iter_matching(c, flt, decode=True):
                 if keystring.encode_key(d["_id"]) != key and index_key_values(d, fields) == values:
-                    raise duplicate_key(c.ns, ix["name"], dict(ix["key"]), flt)
+                    raise duplicate_key(c.ns, ix["name"], dict(ix["key"]), dict(zip(fields, values)))
 
     def _has_unique_indexes(self, c: Collection) -> bool:
         return any(ix.get("unique") and ix.get("name") != "_id_" for ix in c.meta.indexes)
@@ -144,8 +152,8 @@ class WriteOps:
                wait: bool = True, txn: dict | None = None) -> WriteResult:
         from mongolake.query.update import parse_update
 
-        upd = parse_update(u, array_filters=array_filters, upsert=upsert, collation=collation)
-        if multi and upd.is_replacement:
+        upd = parse_update(u, array_filters=array_filters, upsert=upsert, collation=collation, multi=multi)
+        if multi and upd.kind == "replacement":
             raise MongoError(ErrorCode.FailedToParse, "multi update is not supported for replacement-style update")
         res = WriteResult()
         with self.lock:
@@ -173,7 +181,7 @@ class WriteOps:
             if not targets and upsert:
                 from mongolake.query.update import upsert_document
 
-                doc = upsert_document(q, upd)
+                doc = upsert_document(q, upd, array_filters=array_filters, collation=collation)
                 doc, raw, key = prepare_document(doc)
                 if self._key_exists(c, key):
                     raise duplicate_key(c.ns, "_id_", {"_id": 1}, {"_id": doc["_id"]})
@@ -193,13 +201,13 @@ class WriteOps:
     def _updated_change(self, c: Collection, plan, upd, raw: bytes | None, d: dict,
                         pending: dict[bytes, dict]) -> Change | None:
         pos = None
-        if upd.needs_position and plan.expr is not None:
+        if upd.positional and plan.expr is not None:
             from mongolake.query.matcher import match_position
-            pos = match_position(plan.expr, d)
+            pos = match_position(plan.expr, d)[1]
         r = upd.apply(d, position=pos)
-        if not r.changed:
+        if not r.modified:
             return None
-        new = r.doc
+        new = r.document
         if "_id" not in new:
             new = {"_id": d["_id"], **new}
         from mongolake.query.bsonorder import values_equal
@@ -217,7 +225,7 @@ class WriteOps:
         pending[key] = new
         if raw is None:
             raw = bson.encode(d, codec_options=CODEC_OPTIONS)
-        op = REPLACE if upd.is_replacement else UPDATE
+        op = REPLACE if upd.kind == "replacement" else UPDATE
         return Change(c.uuid, op, key, new_raw, before=raw, desc=None if op == REPLACE else r.description)
 
     # -- delete --------------------------------------------------------------
@@ -254,7 +262,7 @@ class WriteOps:
 
         q = q or {}
         upd = parse_update(update, array_filters=array_filters, upsert=upsert) if not remove else None
-        proj = parse_projection(fields) if fields else None
+        proj = parse_projection(fields, filter_spec=q or {}) if fields else None
         srt = parse_sort(sort, collation=collation) if sort else None
         leo: dict[str, Any] = {"n": 0}
         out = None
