@@ -139,7 +139,7 @@ def render_table(doc: dict) -> str:
         for k in keys:
             r = per.get(k)
             if r is None:
-                row.append("-")
+                row.append("-" if servers[k]["available"] else "n/a")
             else:
                 row.append(fmt_value(r["value"]))
                 if r.get("note"):
