@@ -54,6 +54,10 @@ class FileInfo:
     leaves: frozenset          # leaf column paths in the file
     top: frozenset             # top-level column names in the file
     key_index: int             # column index of _key
+    key_ranges: list           # per row group (min _key, max _key) or None
+
+    def rg_key_range(self, rg: int) -> tuple | None:
+        return self.key_ranges[rg]
 
     def file_specs(self, specs: dict) -> dict:
         return {p: s for p, s in specs.items() if p in self.leaves}
@@ -91,7 +95,12 @@ class FileReader:
             md = pf.metadata
             leaves = frozenset(md.schema.column(i).path for i in range(len(md.schema)))
             top = frozenset(pf.schema_arrow.names)
-            fi = FileInfo(pf, md, leaves, top, _column_index(md, KEY))
+            kidx = _column_index(md, KEY)
+            ranges = []
+            for rg in range(md.num_row_groups):
+                st = md.row_group(rg).column(kidx).statistics
+                ranges.append((st.min, st.max) if st is not None and st.has_min_max else None)
+            fi = FileInfo(pf, md, leaves, top, kidx, ranges)
             self.cache.put(key, fi, 4096 + md.serialized_size)
         return fi
 
@@ -129,11 +138,8 @@ class FileReader:
 
     def _lookup_in_file(self, table: Table, f: DataFile, key: bytes) -> bytes | None:
         fi = self.info(table, f)
-        md = fi.md
-        kidx = fi.key_index
-        for rg in range(md.num_row_groups):
-            st = md.row_group(rg).column(kidx).statistics
-            if st is not None and st.has_min_max and (key < st.min or key > st.max):
+        for rg, rng in enumerate(fi.key_ranges):
+            if rng is not None and (key < rng[0] or key > rng[1]):
                 continue
             keys = self._rg_keys(table, f, rg)
             i = bisect.bisect_left(keys, key)

@@ -17,6 +17,8 @@ from .collection import Collection
 from .reader import ScanPlan, ScanStats
 
 _SCALAR_ID_TYPES_EXCLUDED = (dict, list, Regex, re.Pattern)
+_PLAN_CACHE: dict[bytes, tuple] = {}      # encoded filter -> (expr, matcher, top columns); FIFO-bounded
+_PLAN_CACHE_SIZE = 512
 
 
 def id_point_keys(spec: dict | None) -> list[Any] | None:
@@ -42,12 +44,26 @@ class ReadOps:
 
     # -- planning ------------------------------------------------------------
     def plan(self, c: Collection, filter_spec: dict | None) -> ScanPlan:
+        """Parse (and compile) a filter once; identical filters reuse the compiled plan."""
         if filter_spec is not None and not isinstance(filter_spec, dict):
             raise MongoError(ErrorCode.TypeMismatch, "filter must be an object")
-        expr = parse_filter(filter_spec or {})
-        if not filter_spec:
+        if not filter_spec or id_point_keys(filter_spec) is not None:
+            # point lookups by _id need no tree: key equality is BSON equality
             return ScanPlan(None, None, c.specs)
-        return ScanPlan(expr, compile_matcher(expr), c.specs)
+        try:
+            key = bson.encode(filter_spec, codec_options=CODEC_OPTIONS)
+        except Exception:       # not encodable: parse_filter will say why
+            key = None
+        hit = _PLAN_CACHE.get(key) if key is not None else None
+        if hit is None:
+            expr = parse_filter(filter_spec)
+            matcher = compile_matcher(expr)
+            hit = (expr, matcher, ScanPlan(expr, matcher, {}).top_columns)
+            if key is not None:
+                if len(_PLAN_CACHE) >= _PLAN_CACHE_SIZE:
+                    _PLAN_CACHE.pop(next(iter(_PLAN_CACHE)))
+                _PLAN_CACHE[key] = hit
+        return ScanPlan(hit[0], hit[1], c.specs, hit[2])
 
     # -- point lookups -------------------------------------------------------
     def lookup_key(self, c: Collection, key: bytes) -> bytes | None:

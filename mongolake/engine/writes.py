@@ -76,7 +76,7 @@ def prepare_document(doc: Any) -> tuple[dict, bytes, bytes]:
     if len(raw) > MAX_DOC_SIZE:
         raise MongoError(ErrorCode.BSONObjectTooLarge,
                          f"object to insert too large. size in bytes: {len(raw)}, max size: {MAX_DOC_SIZE}")
-    if not _depth_ok(doc):
+    if len(raw) > 7 * MAX_DEPTH and not _depth_ok(doc):     # 100 levels need at least ~700 bytes
         raise MongoError(ErrorCode.Overflow, f"Document exceeds maximum nesting depth of {MAX_DEPTH}")
     return doc, raw, keystring.encode_key(doc["_id"])
 
