@@ -13,6 +13,7 @@ from mongolake.query.filter import parse_filter
 from mongolake.query.matcher import compile_matcher
 
 from . import bsonreply
+from .args import check_fields
 from .context import Ctx
 from .crud_read import open_cursor
 from .registry import command
@@ -34,6 +35,7 @@ def _filter_fn(ctx: Ctx) -> Any:
 
 @command("listDatabases", help="Databases with their sizes.", admin_only=True)
 async def list_databases(ctx: Ctx) -> dict:
+    check_fields("listDatabases", ctx.body, {"filter", "nameOnly", "authorizedDatabases"})
     eng = ctx.engine
     match = _filter_fn(ctx)
     name_only = bool(ctx.body.get("nameOnly", False))
@@ -61,8 +63,10 @@ def collection_info(meta: Any, name_only: bool) -> dict:
             "idIndex": {"v": 2, "key": {"_id": 1}, "name": "_id_"}}
 
 
-@command("listCollections", help="Collections of a database (filter, nameOnly, cursor).")
+@command("listCollections", help="Collections of a database (filter, nameOnly, authorizedCollections, cursor).")
 async def list_collections(ctx: Ctx) -> bytes:
+    check_fields("listCollections", ctx.body, {"filter", "nameOnly", "authorizedCollections", "cursor",
+                                               "includePendingDrops"})
     match = _filter_fn(ctx)
     name_only = bool(ctx.body.get("nameOnly", False))
     out = []
@@ -125,8 +129,11 @@ def _split_ns(ns: Any, what: str) -> tuple[str, str]:
 @command("renameCollection", help="Rename a collection (within or across databases).", admin_only=True,
          write=True)
 async def rename_collection(ctx: Ctx) -> dict:
+    check_fields("renameCollection", ctx.body, {"to", "dropTarget", "stayTemp", "collectionUUID"})
     sdb, scoll = _split_ns(ctx.arg, "source")
     tdb, tcoll = _split_ns(ctx.body.get("to"), "target")
+    if (sdb, scoll) == (tdb, tcoll):
+        raise MongoError(ErrorCode.IllegalOperation, "Can't rename a collection to itself")
     ctx.engine.rename_collection(sdb, scoll, tdb, tcoll, drop_target=bool(ctx.body.get("dropTarget", False)))
     return {"ok": 1.0}
 
@@ -181,6 +188,25 @@ async def db_stats(ctx: Ctx) -> dict:
             "avgObjSize": float(size / objects) if objects else 0.0, "dataSize": float(size // scale),
             "storageSize": float(storage // scale), "indexes": nidx, "indexSize": 0.0,
             "totalSize": float(storage // scale), "scaleFactor": scale, "fsUsedSize": 0.0, "fsTotalSize": 0.0,
+            "ok": 1.0}
+
+
+@command("fsyncUnlock", help="Unlock after fsync with lock (never locked in MongoLake).", admin_only=True)
+async def fsync_unlock(ctx: Ctx) -> dict:
+    raise MongoError(ErrorCode.CommandFailed, "fsyncUnlock called when not locked")
+
+
+@command("dataSize", help="Bytes and documents of a namespace (keyPattern/min/max ranges not supported).")
+async def data_size(ctx: Ctx) -> dict:
+    check_fields("dataSize", ctx.body, {"keyPattern", "min", "max", "estimate"})
+    db, coll = _split_ns(ctx.arg, "dataSize")
+    if ctx.body.get("min") or ctx.body.get("max"):
+        raise MongoError(ErrorCode.NotImplemented, "dataSize with a min/max range is not supported by MongoLake")
+    c = ctx.engine.get_collection(db, coll)
+    if c is None:
+        return {"size": Int64(0), "numObjects": Int64(0), "millis": Int64(0), "ok": 1.0}
+    n = ctx.engine.count(db, coll)
+    return {"size": Int64(c.snapshot.size_bytes + c.mem_bytes()), "numObjects": Int64(n), "millis": Int64(0),
             "ok": 1.0}
 
 

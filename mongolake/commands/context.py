@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import os
 import time
 from dataclasses import dataclass, field
@@ -12,7 +13,10 @@ from bson.objectid import ObjectId
 from mongolake.engine import Engine
 from mongolake.errors import ErrorCode, MongoError
 
+from .concerns import DEFAULT_WRITE_CONCERN, WriteConcern
 from .cursors import CursorManager
+
+LOG_LINES_KEPT = 1024
 
 
 @dataclass
@@ -40,9 +44,16 @@ class ServerState:
         self.opcounters = {k: 0 for k in ("insert", "query", "update", "delete", "getmore", "command")}
         self.connections_total = 0
         self.connections_current = 0
-        self.retry_results: dict[Any, tuple[int, Any]] = {}     # lsid id -> (txnNumber, reply)
+        # lsid id -> (txnNumber, future of the first reply): see crud_write.retryable
+        self.retry_results: dict[Any, tuple[int, asyncio.Future]] = {}
         self.sessions: dict[Any, float] = {}                    # lsid id -> last use
-        self.log_lines: list[str] = []
+        self.log_lines: collections.deque[str] = collections.deque(maxlen=LOG_LINES_KEPT)
+        self.log_total = 0
+        self.startup_warnings: list[str] = []
+        self.slow_ms = 100
+        self.profile_level = 0
+        self.killed_ops: set[int] = set()
+        self.parameters: dict[str, Any] = {}
         self.pid = os.getpid()
         self.ops: dict[int, dict] = {}                          # opid -> currentOp entry
         self._opids = 0
@@ -59,7 +70,7 @@ class ServerState:
 class Ctx:
     """What a command handler sees."""
 
-    __slots__ = ("state", "conn", "db", "body", "name", "request", "opid")
+    __slots__ = ("state", "conn", "db", "body", "name", "request", "opid", "wc")
 
     def __init__(self, state: ServerState, conn: Any, db: str, body: dict, name: str, request: Any):
         self.state = state
@@ -69,6 +80,7 @@ class Ctx:
         self.name = name
         self.request = request
         self.opid = 0
+        self.wc: WriteConcern = DEFAULT_WRITE_CONCERN
 
     @property
     def engine(self) -> Engine:
@@ -91,10 +103,21 @@ class Ctx:
         return f"{self.db}.{coll if coll is not None else self.coll_name()}"
 
     async def durable(self, seq: int) -> None:
-        """Wait until the write with ``seq`` is in the fsynced WAL (unless w:0 / j:false relaxations)."""
+        """Wait until the write with ``seq`` is durable as the WAL's sync mode defines it
+        (``always``: fsynced). With ``j: true`` under the ``interval`` mode, also wait for
+        the periodic fsync to cover ``seq``. Waiting even for w:0 keeps a connection's
+        writes in order."""
+        if not seq:
+            return
         fut = self.engine.durable_future(seq, asyncio.get_running_loop())
         if fut is not None:
             await fut
+        if self.wc.j:
+            wal = self.engine.wal
+            if wal.sync == "interval":
+                deadline = time.monotonic() + max(5.0, 10 * wal.interval)
+                while wal.synced_seq < seq and not self.conn.closed and time.monotonic() < deadline:
+                    await asyncio.sleep(min(0.01, wal.interval))
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.body.get(key, default)

@@ -1,86 +1,121 @@
 """Read commands: find, getMore, killCursors, count, distinct, explain."""
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 from bson.int64 import Int64
+
+import mongolake
 
 from mongolake.engine.reader import ScanStats
 from mongolake.engine.reads import id_point_keys
 from mongolake.errors import ErrorCode, MongoError
 
 from . import bsonreply
+from .args import bool_arg, check_fields, doc_arg, int_arg, str_arg, type_name
 from .context import Ctx
 from .cursors import DEFAULT_FIRST_BATCH
 from .registry import REGISTRY, command
+from .letvars import LetScope
 from .sessions import lsid_key, touch_session
 
 
-def _int_arg(ctx: Ctx, body: dict, name: str, default: int = 0, *, minimum: int = 0) -> int:
-    v = body.get(name, default)
-    if v is None:
-        return default
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise MongoError(ErrorCode.TypeMismatch,
-                         f"BSON field '{ctx.name}.{name}' is the wrong type '{type(v).__name__}', expected types "
-                         "'[long, int, decimal, double]'")
-    if v != int(v):
-        raise MongoError(ErrorCode.BadValue, f"{name} must be an integer")
-    v = int(v)
-    if v < minimum:
-        raise MongoError(ErrorCode.BadValue, f"{name} value must be non-negative, but received: {v}"
-                         if minimum == 0 else f"{name} must be >= {minimum}")
-    return v
+_FIND_FIELDS = {"filter", "projection", "sort", "hint", "skip", "limit", "batchSize", "singleBatch", "comment",
+                "maxTimeMS", "readConcern", "max", "min", "returnKey", "showRecordId", "tailable", "oplogReplay",
+                "noCursorTimeout", "awaitData", "allowPartialResults", "collation", "allowDiskUse", "let",
+                "readOnce", "allowSpeculativeMajorityRead", "term", "ntoreturn", "includeQueryStatsMetrics"}
 
 
-def _doc_arg(ctx: Ctx, body: dict, name: str) -> dict | None:
-    v = body.get(name)
-    if v is None:
-        return None
-    if not isinstance(v, dict):
-        raise MongoError(ErrorCode.TypeMismatch,
-                         f"BSON field '{ctx.name}.{name}' is the wrong type '{type(v).__name__}', expected type 'object'")
-    return v
+def check_hint(ctx: Ctx, coll: str, hint: Any, *, db: str | None = None) -> None:
+    """A hint must name an existing index (by name or key pattern) or be ``{$natural: ±1}``.
+    MongoLake has no secondary index structures, so a valid hint changes nothing."""
+    if hint is None or hint == {} or hint == "":
+        return
+    if not isinstance(hint, (str, dict)):
+        raise MongoError(ErrorCode.FailedToParse, "hint must be a string or an object")
+    if isinstance(hint, dict) and len(hint) == 1 and "$natural" in hint:
+        if hint["$natural"] not in (1, -1):
+            raise MongoError(ErrorCode.BadValue, "$natural hint must be 1 or -1")
+        return
+    c = ctx.engine.get_collection(db or ctx.db, coll)
+    if c is None:
+        return
+    for ix in c.meta.indexes:
+        if hint == ix["name"] or (isinstance(hint, dict) and list(hint.items()) == list(ix["key"].items())):
+            return
+    raise MongoError(ErrorCode.BadValue, "error processing query: planner returned error :: caused by :: hint "
+                     "provided does not correspond to an existing index")
+
+
+def _check_batch_size(batch_size: Any) -> None:
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, (int, float))
+                                   or batch_size < 0):
+        raise MongoError(ErrorCode.BadValue if isinstance(batch_size, (int, float)) else ErrorCode.TypeMismatch,
+                         f"batchSize must be a non-negative number, not {batch_size!r}")
+
+
+def first_batch(ctx: Ctx, ns: str, it: Any, *, batch_size: int | None, single_batch: bool = False,
+                no_timeout: bool = False, limit: int = 0, kind: str = "find") -> tuple[list[bytes], int]:
+    """Register a cursor over ``it`` (raw BSON docs); return its first batch and its id
+    (0 when nothing is left, or for ``single_batch``)."""
+    _check_batch_size(batch_size)
+    cur = ctx.state.cursors.register(ns, it, ctx.conn.id, lsid=lsid_key(ctx.body.get("lsid")),
+                                     no_timeout=no_timeout, limit=limit, kind=kind)
+    n = DEFAULT_FIRST_BATCH if batch_size is None else int(batch_size)
+    try:
+        batch = cur.next_batch(n) if n or batch_size is None else []
+    except BaseException:
+        ctx.state.cursors.kill(cur.id)
+        raise
+    if single_batch or cur.exhausted:
+        ctx.state.cursors.kill(cur.id)
+        return batch, 0
+    return batch, cur.id
 
 
 def open_cursor(ctx: Ctx, ns: str, it: Any, *, batch_size: int | None, single_batch: bool = False,
                 no_timeout: bool = False, limit: int = 0, kind: str = "find") -> bytes:
     """Register a cursor over ``it`` (raw BSON docs), answer its first batch."""
-    cur = ctx.state.cursors.register(ns, it, ctx.conn.id, lsid=lsid_key(ctx.body.get("lsid")),
-                                     no_timeout=no_timeout, limit=limit, kind=kind)
-    n = DEFAULT_FIRST_BATCH if batch_size is None else batch_size
-    batch = cur.next_batch(n) if n or batch_size is None else []
-    if single_batch or cur.exhausted:
-        ctx.state.cursors.kill(cur.id)
-        cid = 0
-    else:
-        cid = cur.id
+    batch, cid = first_batch(ctx, ns, it, batch_size=batch_size, single_batch=single_batch, no_timeout=no_timeout,
+                             limit=limit, kind=kind)
     return bsonreply.cursor_reply(batch, cid, ns, True)
 
 
-def parse_find(ctx: Ctx, body: dict) -> dict:
-    coll = body[ctx.name] if ctx.name in ("find",) else body.get("find")
+def parse_find(ctx: Ctx, body: dict, name: str = "find") -> dict:
+    check_fields(name, body, _FIND_FIELDS)
+    coll = body[name]
     if not isinstance(coll, str) or not coll:
-        raise MongoError(ErrorCode.InvalidNamespace, "Invalid namespace specified for find")
-    limit = body.get("limit", 0)
+        raise MongoError(ErrorCode.InvalidNamespace, f"Invalid namespace specified '{ctx.db}.{coll}'")
+    limit = body.get("limit")
     if isinstance(limit, (int, float)) and not isinstance(limit, bool) and limit < 0:
-        raise MongoError(ErrorCode.BadValue, f"LIMIT must be non-negative, but received: {int(limit)}"
-                         if False else f"limit value must be non-negative, but received: {int(limit)}")
-    if body.get("tailable"):
+        raise MongoError(ErrorCode.BadValue, f"BSON field 'limit' value must be >= 0, actual value '{int(limit)}'")
+    if bool_arg(name, body, "tailable"):
         raise MongoError(ErrorCode.BadValue, "error processing query: tailable cursor requested on non capped "
                          f"collection {ctx.db}.{coll}")
+    if bool_arg(name, body, "awaitData"):
+        raise MongoError(ErrorCode.FailedToParse, "Cannot set 'awaitData' without also setting 'tailable'")
+    for opt in ("min", "max"):
+        if doc_arg(name, body, opt):
+            raise MongoError(ErrorCode.NotImplemented, f"find with '{opt}' is not supported by MongoLake (it needs "
+                             "an index structure to bound)")
+    for opt in ("returnKey", "showRecordId"):
+        if bool_arg(name, body, opt):
+            raise MongoError(ErrorCode.NotImplemented, f"find with '{opt}' is not supported by MongoLake")
+    scope = LetScope.for_command(ctx, body.get("let"))
     out = {
         "coll": coll,
-        "filter": _doc_arg(ctx, body, "filter") or {},
-        "projection": _doc_arg(ctx, body, "projection"),
-        "sort": _doc_arg(ctx, body, "sort"),
-        "skip": _int_arg(ctx, body, "skip"),
-        "limit": _int_arg(ctx, body, "limit"),
-        "batch_size": _int_arg(ctx, body, "batchSize", None) if "batchSize" in body else None,
-        "collation": _doc_arg(ctx, body, "collation"),
-        "single_batch": bool(body.get("singleBatch", False)),
-        "no_timeout": bool(body.get("noCursorTimeout", False)),
+        "filter": scope.filter(doc_arg(name, body, "filter") or {}),
+        "projection": scope.projection(doc_arg(name, body, "projection")),
+        "sort": doc_arg(name, body, "sort"),
+        "skip": int_arg(name, body, "skip"),
+        "limit": int_arg(name, body, "limit"),
+        "batch_size": int_arg(name, body, "batchSize", None),
+        "collation": doc_arg(name, body, "collation"),
+        "single_batch": bool_arg(name, body, "singleBatch"),
+        "no_timeout": bool_arg(name, body, "noCursorTimeout"),
     }
+    check_hint(ctx, coll, body.get("hint"))
     return out
 
 
@@ -96,23 +131,32 @@ async def find(ctx: Ctx) -> bytes:
                        no_timeout=a["no_timeout"])
 
 
+_GETMORE_FIELDS = {"collection", "batchSize", "maxTimeMS", "term", "lastKnownCommittedOpTime", "comment",
+                   "includeQueryStatsMetrics"}
+
+
 @command("getMore", help="Next batch of a cursor.")
 async def get_more(ctx: Ctx) -> bytes:
+    check_fields("getMore", ctx.body, _GETMORE_FIELDS)
     cid = ctx.arg
     if isinstance(cid, bool) or not isinstance(cid, int):
-        raise MongoError(ErrorCode.TypeMismatch, "Field 'getMore' must be of type long in: getMore")
-    coll = ctx.body.get("collection")
-    if not isinstance(coll, str):
-        raise MongoError(ErrorCode.TypeMismatch, "Field 'collection' must be of type string in: getMore")
+        raise MongoError(ErrorCode.TypeMismatch,
+                         f"BSON field 'getMore.getMore' is the wrong type '{type_name(cid)}', expected type 'long'")
+    coll = str_arg("getMore", ctx.body, "collection")
     ns = ctx.ns(coll)
+    batch_size = int_arg("getMore", ctx.body, "batchSize", 0)
+    touch_session(ctx)
     cur = ctx.state.cursors.get(int(cid), ns)
-    batch_size = _int_arg(ctx, ctx.body, "batchSize", 0)
     ctx.state.opcounters["getmore"] += 1
     getter = getattr(cur.it, "get_more", None)
     if getter is not None:      # e.g. change streams: may wait for data
         batch, extra = await getter(batch_size, ctx.body.get("maxTimeMS"))
         return bsonreply.cursor_reply(batch, cur.id, ns, False, extra)
-    batch = cur.next_batch(batch_size)
+    try:
+        batch = cur.next_batch(batch_size)
+    except BaseException:
+        ctx.state.cursors.kill(cur.id)
+        raise
     cid_out = cur.id
     if cur.exhausted:
         ctx.state.cursors.kill(cur.id)
@@ -122,87 +166,136 @@ async def get_more(ctx: Ctx) -> bytes:
 
 @command("killCursors", help="Close cursors.")
 async def kill_cursors(ctx: Ctx) -> dict:
+    check_fields("killCursors", ctx.body, {"cursors"})
+    coll = ctx.coll_name()
     ids = ctx.body.get("cursors")
     if not isinstance(ids, list):
-        raise MongoError(ErrorCode.TypeMismatch, "killCursors requires a 'cursors' array")
+        raise MongoError(ErrorCode.TypeMismatch, "BSON field 'killCursors.cursors' is missing or not an array")
+    ns = ctx.ns(coll)
     killed, missing = [], []
     for cid in ids:
-        (killed if ctx.state.cursors.kill(int(cid)) else missing).append(Int64(int(cid)))
+        if isinstance(cid, bool) or not isinstance(cid, int):
+            raise MongoError(ErrorCode.TypeMismatch, "BSON field 'killCursors.cursors' must hold longs")
+        cur = ctx.state.cursors.cursors.get(int(cid))
+        if cur is not None and cur.ns == ns and ctx.state.cursors.kill(int(cid)):
+            killed.append(Int64(int(cid)))
+        else:
+            missing.append(Int64(int(cid)))
     return {"cursorsKilled": killed, "cursorsNotFound": missing, "cursorsAlive": [], "cursorsUnknown": [],
             "ok": 1.0}
 
 
+def _count_args(ctx: Ctx, body: dict) -> tuple[str, dict, int, int]:
+    check_fields("count", body, {"query", "limit", "skip", "hint", "collation", "fields", "readConcern",
+                                 "maxTimeMS", "comment", "let"})
+    coll = body["count"]
+    if not isinstance(coll, str) or not coll:
+        raise MongoError(ErrorCode.InvalidNamespace, f"Invalid namespace specified '{ctx.db}.{coll}'")
+    scope = LetScope.for_command(ctx, body.get("let"))
+    q = scope.filter(doc_arg("count", body, "query") or {})
+    skip = int_arg("count", body, "skip")
+    limit = body.get("limit", 0) or 0
+    if isinstance(limit, bool) or not isinstance(limit, (int, float)):
+        raise MongoError(ErrorCode.TypeMismatch, "BSON field 'count.limit' is the wrong type, expected a number")
+    check_hint(ctx, coll, body.get("hint"))
+    return coll, q, skip, abs(int(limit))
+
+
 @command("count", help="Count matching documents.")
 async def count(ctx: Ctx) -> dict:
-    coll = ctx.coll_name()
-    q = _doc_arg(ctx, ctx.body, "query") or {}
-    skip = _int_arg(ctx, ctx.body, "skip")
-    limit = ctx.body.get("limit", 0) or 0
-    limit = abs(int(limit)) if isinstance(limit, (int, float)) else 0
-    ctx.state.opcounters["command"] += 0
+    coll, q, skip, limit = _count_args(ctx, ctx.body)
     n = ctx.engine.count(ctx.db, coll, q, skip=skip, limit=limit)
     return {"n": n, "ok": 1.0}
 
 
-@command("distinct", help="Distinct values of a field among matching documents.")
-async def distinct(ctx: Ctx) -> dict:
-    coll = ctx.coll_name()
-    key = ctx.body.get("key")
-    if not isinstance(key, str):
-        raise MongoError(ErrorCode.TypeMismatch, "BSON field 'distinct.key' is missing or not a string")
+def _distinct_args(ctx: Ctx, body: dict) -> tuple[str, str, dict]:
+    check_fields("distinct", body, {"key", "query", "collation", "readConcern", "hint", "comment", "maxTimeMS"})
+    coll = body["distinct"]
+    if not isinstance(coll, str) or not coll:
+        raise MongoError(ErrorCode.InvalidNamespace, f"Invalid namespace specified '{ctx.db}.{coll}'")
+    key = str_arg("distinct", body, "key")
     if not key:
         raise MongoError(ErrorCode.BadValue, "FieldPath cannot be constructed with empty string")
-    q = _doc_arg(ctx, ctx.body, "query") or {}
+    check_hint(ctx, coll, body.get("hint"))
+    return coll, key, doc_arg("distinct", body, "query") or {}
+
+
+@command("distinct", help="Distinct values of a field among matching documents.")
+async def distinct(ctx: Ctx) -> dict:
+    coll, key, q = _distinct_args(ctx, ctx.body)
     return {"values": ctx.engine.distinct(ctx.db, coll, key, q), "ok": 1.0}
+
+
+_EXPLAINABLE = ("find", "count", "distinct", "aggregate", "update", "delete", "findAndModify", "findandmodify")
+_VERBOSITIES = ("queryPlanner", "executionStats", "allPlansExecution")
 
 
 @command("explain", help="How a find/count/distinct/aggregate/update/delete would run, with files and row groups "
                          "considered vs skipped.")
 async def explain(ctx: Ctx) -> dict:
+    check_fields("explain", ctx.body, {"verbosity"})
     inner = ctx.arg
     if not isinstance(inner, dict) or not inner:
         raise MongoError(ErrorCode.FailedToParse, "explain command requires a nested object")
     verbosity = ctx.body.get("verbosity", "allPlansExecution")
+    if verbosity not in _VERBOSITIES:
+        raise MongoError(ErrorCode.BadValue, f"Enumeration value '{verbosity}' for field 'explain.verbosity' is not "
+                         "a valid value.")
     name = next(iter(inner))
     if name not in REGISTRY:
-        raise MongoError(ErrorCode.CommandNotFound, f"no such command: '{name}'")
-    if name not in ("find", "count", "distinct", "aggregate", "update", "delete", "findAndModify"):
+        raise MongoError(ErrorCode.CommandNotFound, f"Explain failed due to unknown command: {name}")
+    if name not in _EXPLAINABLE:
         raise MongoError(ErrorCode.IllegalOperation, f"Explain is not supported for command '{name}'")
-    coll = inner[name]
     if name == "aggregate":
         from .aggregate import explain_aggregate
         return await explain_aggregate(ctx, inner, verbosity)
-    if name == "find":
-        flt = inner.get("filter") or {}
-    elif name in ("count", "distinct"):
-        flt = inner.get("query") or {}
-    elif name == "findAndModify":
-        flt = inner.get("query") or {}
-    else:
-        stmts = inner.get("updates") or inner.get("deletes") or [{}]
-        flt = stmts[0].get("q") or {}
+    coll = inner[name]
+    if not isinstance(coll, str) or not coll:
+        raise MongoError(ErrorCode.InvalidNamespace, f"Invalid namespace specified '{ctx.db}.{coll}'")
     stats = ScanStats()
-    c = ctx.engine.get_collection(ctx.db, coll) if isinstance(coll, str) else None
+    eng = ctx.engine
+    c = eng.get_collection(ctx.db, coll)
     n = 0
-    if c is not None:
-        for _ in ctx.engine.iter_matching(c, flt, stats=stats):
-            n += 1
-    stage = "IDHACK" if id_point_keys(flt) is not None else ("EOF" if c is None else "COLLSCAN")
+    if name == "find":
+        a = parse_find(ctx, inner, "find")
+        flt = a["filter"]
+        if c is not None:
+            n = sum(1 for _ in eng.find(ctx.db, coll, flt, projection=a["projection"], sort=a["sort"],
+                                        skip=a["skip"], limit=a["limit"], collation=a["collation"], stats=stats))
+    elif name == "count":
+        _, flt, skip, limit = _count_args(ctx, inner)
+        n = eng.count(ctx.db, coll, flt, skip=skip, limit=limit, stats=stats) if c is not None else 0
+    else:
+        if name == "distinct":
+            flt = _distinct_args(ctx, inner)[2]
+        elif name in ("findAndModify", "findandmodify"):
+            flt = inner.get("query") or {}
+        else:
+            stmts = inner.get("updates") or inner.get("deletes") or [{}]
+            flt = (stmts[0].get("q") if isinstance(stmts[0], dict) else None) or {}
+        if not isinstance(flt, dict):
+            raise MongoError(ErrorCode.TypeMismatch, "the query of an explained command must be an object")
+        if c is not None:
+            n = sum(1 for _ in eng.iter_matching(c, flt, stats=stats))
+    stage = "EOF" if c is None else ("IDHACK" if id_point_keys(flt) is not None else "COLLSCAN")
+    examined = stats.rows_read + stats.memtable_docs
     winning = {"stage": stage, "filter": flt, "direction": "forward",
                "mongolake": {"pruning": "zone maps on files and row groups, Arrow pushdown, residual matcher",
                              **stats.as_dict()}}
     out: dict[str, Any] = {
         "explainVersion": "1",
-        "queryPlanner": {"namespace": ctx.ns(coll) if isinstance(coll, str) else ctx.db, "parsedQuery": flt,
-                         "indexFilterSet": False, "winningPlan": winning, "rejectedPlans": []},
-        "command": inner,
-        "serverInfo": {"host": ctx.state.options.host, "port": ctx.state.options.port, "version": "8.0.4",
-                       "gitVersion": "mongolake"},
-        "ok": 1.0,
+        "queryPlanner": {"namespace": ctx.ns(coll), "parsedQuery": flt, "indexFilterSet": False,
+                         "maxIndexedOrSolutionsReached": False, "maxIndexedAndSolutionsReached": False,
+                         "maxScansToExplodeReached": False, "winningPlan": winning, "rejectedPlans": []},
     }
     if verbosity in ("executionStats", "allPlansExecution"):
         out["executionStats"] = {"executionSuccess": True, "nReturned": n, "executionTimeMillis": 0,
-                                 "totalKeysExamined": 0, "totalDocsExamined": stats.rows_read + stats.memtable_docs,
-                                 "executionStages": {"stage": stage, "nReturned": n,
-                                                     "docsExamined": stats.rows_read + stats.memtable_docs}}
+                                 "totalKeysExamined": 0, "totalDocsExamined": examined,
+                                 "executionStages": {"stage": stage, "nReturned": n, "docsExamined": examined}}
+        if verbosity == "allPlansExecution":
+            out["executionStats"]["allPlansExecution"] = []
+    out.update({"command": inner,
+                "serverInfo": {"host": socket.gethostname(), "port": ctx.state.options.port,
+                               "version": mongolake.MONGODB_COMPAT_VERSION, "gitVersion": "mongolake"},
+                "ok": 1.0})
     return out

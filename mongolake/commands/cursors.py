@@ -1,17 +1,32 @@
-"""Server-side cursors: batches, the 16 MiB cap, idle timeout, ownership."""
+"""Server-side cursors: batches, the 16 MiB cap, idle timeout, ownership.
+
+A :class:`Cursor` wraps an iterator of raw BSON documents. Batches stop at the
+requested count or when the reply would pass 16 MiB (the first document of a
+batch is always sent, so a single maximum-size document still goes out).
+:class:`CursorManager` owns every open cursor; :meth:`CursorManager.reap`
+closes cursors idle for longer than ``IDLE_TIMEOUT`` (10 minutes, MongoDB's
+``cursorTimeoutMillis`` default) unless they were opened with
+``noCursorTimeout``. The clock is injectable so the reaper is testable.
+"""
 from __future__ import annotations
 
 import itertools
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from mongolake.errors import ErrorCode, MongoError
 
 MAX_BATCH_BYTES = 16 * 1024 * 1024
 DEFAULT_FIRST_BATCH = 101
 IDLE_TIMEOUT = 600.0
+_ELEMENT_OVERHEAD = 2          # type byte + NUL after the array index key
+
+
+def _element_size(i: int, raw: bytes) -> int:
+    """Bytes a document adds to a BSON array at position ``i``."""
+    return _ELEMENT_OVERHEAD + len(str(i)) + len(raw)
 
 
 @dataclass
@@ -22,17 +37,23 @@ class Cursor:
     conn_id: int
     lsid: Any = None
     no_timeout: bool = False
-    last_used: float = field(default_factory=time.time)
+    last_used: float = 0.0
     batch_size: int = 0
     returned: int = 0
     limit: int = 0
     kind: str = "find"
     extra: dict = field(default_factory=dict)
     exhausted: bool = False
+    clock: Callable[[], float] = time.time
     _peek: list = field(default_factory=list)
 
-    def next_batch(self, n: int) -> list[bytes]:
-        """Up to ``n`` documents (0 = no count limit) and at most 16 MiB."""
+    def __post_init__(self) -> None:
+        if not self.last_used:
+            self.last_used = self.clock()
+
+    def next_batch(self, n: int, max_bytes: int = MAX_BATCH_BYTES) -> list[bytes]:
+        """Up to ``n`` documents (0 = no count limit) and at most ``max_bytes`` of
+        array payload; the first document is always taken."""
         out: list[bytes] = []
         size = 0
         want = n if n > 0 else 1 << 62
@@ -47,11 +68,12 @@ class Cursor:
                 except StopIteration:
                     self.exhausted = True
                     break
-            if out and size + len(raw) > MAX_BATCH_BYTES:
+            grow = _element_size(len(out), raw)
+            if out and size + grow > max_bytes:
                 self._peek.append(raw)
                 break
             out.append(raw)
-            size += len(raw)
+            size += grow
         self.returned += len(out)
         if self.limit and self.returned >= self.limit:
             self.exhausted = True
@@ -61,19 +83,30 @@ class Cursor:
                 self._peek.append(next(self.it))
             except StopIteration:
                 self.exhausted = True
-        self.last_used = time.time()
+        self.last_used = self.clock()
         return out
+
+    def close(self) -> None:
+        close = getattr(self.it, "close", None)
+        if close is not None:
+            close()
 
 
 class CursorManager:
-    def __init__(self):
+    """Every open cursor of the server, by id."""
+
+    def __init__(self, clock: Callable[[], float] = time.time, idle_timeout: float = IDLE_TIMEOUT):
         self.cursors: dict[int, Cursor] = {}
         self._ids = itertools.count(random.randint(1 << 40, 1 << 50))
+        self.clock = clock
+        self.idle_timeout = idle_timeout
         self.timed_out = 0
+        self.opened_total = 0
 
     def register(self, ns: str, it: Iterator[bytes], conn_id: int, **kw: Any) -> Cursor:
-        cur = Cursor(next(self._ids), ns, it, conn_id, **kw)
+        cur = Cursor(next(self._ids), ns, it, conn_id, clock=self.clock, **kw)
         self.cursors[cur.id] = cur
+        self.opened_total += 1
         return cur
 
     def get(self, cursor_id: int, ns: str) -> Cursor:
@@ -82,21 +115,20 @@ class CursorManager:
             raise MongoError(ErrorCode.CursorNotFound, f"cursor id {cursor_id} not found")
         if cur.ns != ns:
             raise MongoError(ErrorCode.Unauthorized,
-                             f"Requested getMore on namespace '{ns}', but cursor belongs to a different namespace {cur.ns}")
+                             f"Requested getMore on namespace '{ns}', but cursor belongs to a different "
+                             f"namespace {cur.ns}")
+        cur.last_used = self.clock()
         return cur
 
     def kill(self, cursor_id: int) -> bool:
         cur = self.cursors.pop(cursor_id, None)
         if cur is not None:
-            close = getattr(cur.it, "close", None)
-            if close:
-                close()
+            cur.close()
         return cur is not None
 
     def kill_for_connection(self, conn_id: int) -> None:
-        # MongoDB keeps cursors alive across connections (they belong to sessions);
-        # only cursors explicitly tied to a connection (exhaust/tailable) die with it.
-        pass
+        """MongoDB keeps cursors alive across connections (they belong to sessions):
+        a driver may run getMore on another pooled connection. Nothing to do."""
 
     def kill_for_sessions(self, lsids: set) -> int:
         ids = [c.id for c in self.cursors.values() if c.lsid is not None and c.lsid in lsids]
@@ -105,8 +137,10 @@ class CursorManager:
         return len(ids)
 
     def reap(self, now: float | None = None) -> int:
-        now = now or time.time()
-        dead = [c.id for c in self.cursors.values() if not c.no_timeout and now - c.last_used > IDLE_TIMEOUT]
+        """Close cursors idle for longer than the timeout; return how many."""
+        now = self.clock() if now is None else now
+        dead = [c.id for c in self.cursors.values()
+                if not c.no_timeout and now - c.last_used > self.idle_timeout]
         for i in dead:
             self.kill(i)
         self.timed_out += len(dead)

@@ -1,9 +1,15 @@
 """The one entry point from the wire: request -> command -> reply.
 
-This is the single place where exceptions become MongoDB error documents.
+This is the single place where exceptions become MongoDB error documents. It
+also does what every command shares: ``$db`` validation, the legacy OP_QUERY
+restriction, unknown vs. not-implemented commands, read/write concern parsing,
+``writeConcernError`` for concerns one node cannot satisfy, ``$clusterTime``
+gossip, the slow-operation log and the in-memory log ``getLog`` serves.
 """
 from __future__ import annotations
 
+import datetime as dt
+import json
 import logging
 import time
 from typing import Any
@@ -11,28 +17,73 @@ from typing import Any
 from bson.binary import Binary
 from bson.int64 import Int64
 
+from mongolake.engine.catalog import validate_db_name
 from mongolake.errors import ErrorCode, MongoError
 from wire.errors import InvalidRequestError
 from wire.handler import BaseHandler, Reply
 
 from . import bsonreply
+from .args import int_arg
+from .concerns import check_read_concern, parse_write_concern
 from .context import Ctx, ServerState
 from .registry import load_all
+from .unsupported import NOT_IMPLEMENTED
 
 log = logging.getLogger("mongolake.commands")
 
 MAX_COMMAND_DEPTH = 180      # documents nested over 100 levels fail in the engine with Overflow
-_GENERIC_ARGS = frozenset({"$db", "lsid", "txnNumber", "$clusterTime", "$readPreference", "apiVersion",
-                           "apiStrict", "apiDeprecationErrors", "comment", "maxTimeMS", "readConcern",
-                           "writeConcern", "autocommit", "startTransaction", "$audit", "$client"})
 _ZERO_SIG = {"hash": Binary(b"\x00" * 20), "keyId": Int64(0)}
+# what MongoDB 6.0+ still accepts over the legacy OP_QUERY
+_OP_QUERY_COMMANDS = frozenset({"hello", "isMaster", "ismaster", "saslStart", "saslContinue", "authenticate",
+                                "getnonce", "ping", "buildInfo", "buildinfo"})
+UnsupportedOpQueryCommand = 352
+
+
+class _RamLog(logging.Handler):
+    """Keeps the server's recent log records as MongoDB-style JSON lines (for getLog)."""
+
+    _COMPONENT = {"mongolake.commands": "COMMAND", "mongolake.engine": "STORAGE", "wire": "NETWORK",
+                  "mongolake": "CONTROL"}
+
+    def __init__(self, state: ServerState):
+        super().__init__(logging.INFO)
+        self.state = state
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            comp = next((c for p, c in self._COMPONENT.items() if record.name.startswith(p)), "-")
+            ts = dt.datetime.fromtimestamp(record.created, dt.timezone.utc).isoformat(timespec="milliseconds")
+            line = json.dumps({"t": {"$date": ts}, "s": record.levelname[0], "c": comp, "id": 0,
+                               "ctx": record.threadName, "msg": record.getMessage()})
+            self.state.log_lines.append(line)
+            self.state.log_total += 1
+        except Exception:   # noqa: BLE001 - logging must never fail a command
+            pass
+
+
+_ram_log: _RamLog | None = None
+
+
+def _install_ram_log(state: ServerState) -> None:
+    global _ram_log
+    for name in ("mongolake", "wire"):
+        lg = logging.getLogger(name)
+        if _ram_log is not None:
+            lg.removeHandler(_ram_log)
+    _ram_log = _RamLog(state)
+    for name in ("mongolake", "wire"):
+        logging.getLogger(name).addHandler(_ram_log)
 
 
 class CommandHandler(BaseHandler):
     def __init__(self, state: ServerState):
         self.state = state
         self.commands = load_all()
-        self.slow_ms = 100
+        _install_ram_log(state)
+
+    @property
+    def slow_ms(self) -> int:
+        return self.state.slow_ms
 
     async def on_connect(self, conn: Any) -> None:
         self.state.connections_total += 1
@@ -63,16 +114,17 @@ class CommandHandler(BaseHandler):
                 doc.update(extra)
         return Reply(doc)
 
-    async def _run(self, conn: Any, request: Any) -> Any:
+    def _parse(self, request: Any) -> tuple[str, dict]:
         if request.body_depth_exceeds(MAX_COMMAND_DEPTH):
             raise MongoError(ErrorCode.Overflow, "BSONObj exceeds maximum nested object depth")
         body = request.body
         if request.op.name == "QUERY":
             db = request.database
-            if "$query" in body or "query" in body and isinstance(body.get("query"), dict) and len(body) <= 3:
-                inner = body.get("$query", body.get("query"))
-                if isinstance(inner, dict) and inner:
-                    body = inner
+            name = next(iter(body), None)
+            if not request.is_command or name not in _OP_QUERY_COMMANDS:
+                raise MongoError(UnsupportedOpQueryCommand,
+                                 f"Unsupported OP_QUERY command: {name}. The client driver may require an upgrade. "
+                                 "For more details see https://dochub.mongodb.org/core/legacy-opcode-removal")
         else:
             db = body.get("$db")
             if not isinstance(db, str):
@@ -84,11 +136,19 @@ class CommandHandler(BaseHandler):
                     if ident in body:
                         raise MongoError(ErrorCode.BadValue, f"Duplicate field {ident} in OP_MSG")
                     body[ident] = docs
+        if db != "$external":
+            validate_db_name(db)
         if not body:
             raise MongoError(ErrorCode.FailedToParse, "empty command document")
+        return db, body
+
+    async def _run(self, conn: Any, request: Any) -> Any:
+        db, body = self._parse(request)
         name = next(iter(body))
         cmd = self.commands.get(name)
         if cmd is None:
+            if name in NOT_IMPLEMENTED:
+                raise MongoError(ErrorCode.NotImplemented, f"{name}: {NOT_IMPLEMENTED[name]}")
             raise MongoError(ErrorCode.CommandNotFound, f"no such command: '{name}'")
         if cmd.admin_only and db != "admin":
             raise MongoError(ErrorCode.Unauthorized, f"{name} may only be run against the admin database.")
@@ -96,17 +156,28 @@ class CommandHandler(BaseHandler):
             raise MongoError(ErrorCode.NotImplemented,
                              "multi-document transactions are not supported yet by MongoLake")
         st = self.state
-        st.opcounters["command"] += 1
         ctx = Ctx(st, conn, db, body, name, request)
+        check_read_concern(body.get("readConcern"))
+        ctx.wc = parse_write_concern(body.get("writeConcern"))
+        if "maxTimeMS" in body:
+            int_arg(name, body, "maxTimeMS", 0)
+        st.opcounters["command"] += 1
         ctx.opid = st.next_opid()
         t0 = time.perf_counter()
-        st.ops[ctx.opid] = {"opid": ctx.opid, "ns": db, "command": {name: body.get(name)}, "start": t0,
-                            "client": conn.peer, "connectionId": conn.id}
+        st.ops[ctx.opid] = {"opid": ctx.opid, "ns": db, "command": {name: body.get(name), "$db": db},
+                            "start": t0, "started_at": time.time(), "client": conn.peer,
+                            "connectionId": conn.id, "name": name,
+                            "appName": (conn.state.get("client") or {}).get("application", {}).get("name")}
         try:
             result = await cmd.handler(ctx)
         finally:
             st.ops.pop(ctx.opid, None)
+            st.killed_ops.discard(ctx.opid)
+        if cmd.write and isinstance(result, dict) and result.get("ok"):
+            wce = ctx.wc.error()
+            if wce is not None:
+                result["writeConcernError"] = wce
         ms = (time.perf_counter() - t0) * 1000
-        if ms >= self.slow_ms:
+        if ms >= st.slow_ms and name not in ("hello", "isMaster", "ismaster"):
             log.info("slow operation: %s on %s took %.1f ms", name, db, ms)
         return result

@@ -1,7 +1,9 @@
 """Handshake and server identity: hello/isMaster, buildInfo, ping, parameters."""
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import logging
 import os
 import platform
 import socket
@@ -14,6 +16,7 @@ import mongolake
 from mongolake.errors import ErrorCode, MongoError
 from wire import compression
 
+from .args import GENERIC_ARGS
 from .context import Ctx
 from .registry import REGISTRY, command
 
@@ -62,14 +65,39 @@ def hello_doc(ctx: Ctx, *, legacy: bool) -> dict:
     return doc
 
 
-@command("hello", help="Describe this server and its role (handshake).", needs_auth=False)
+async def _await_topology_change(ctx: Ctx) -> None:
+    """The awaitable hello of the SDAM monitoring spec: a monitor that already knows
+    this server's current ``topologyVersion`` is answered only when it changes (never,
+    on one node) or after ``maxAwaitTimeMS`` — not at once, which would make every
+    driver's monitor spin."""
+    tv = ctx.body.get("topologyVersion")
+    wait_ms = ctx.body.get("maxAwaitTimeMS")
+    if not isinstance(tv, dict) or wait_ms is None:
+        return
+    if isinstance(wait_ms, bool) or not isinstance(wait_ms, (int, float)) or wait_ms < 0:
+        raise MongoError(ErrorCode.BadValue, "maxAwaitTimeMS must be a non-negative integer")
+    if tv.get("processId") != ctx.state.process_id or tv.get("counter") != 0:
+        return      # the client's view is stale: answer now
+    try:
+        await asyncio.wait_for(ctx.conn.wait_closed(), timeout=min(float(wait_ms), 60_000.0) / 1000)
+    except asyncio.TimeoutError:
+        pass
+
+
+@command("hello", help="Describe this server and its role (handshake); awaitable with topologyVersion.",
+         needs_auth=False)
 async def hello(ctx: Ctx) -> dict:
+    await _await_topology_change(ctx)
     return hello_doc(ctx, legacy=False)
 
 
 @command("isMaster", "ismaster", help="Legacy handshake; same as hello with 'ismaster'.", needs_auth=False)
 async def is_master(ctx: Ctx) -> dict:
-    return hello_doc(ctx, legacy=True)
+    await _await_topology_change(ctx)
+    doc = hello_doc(ctx, legacy=True)
+    if ctx.body.get("helloOk") is True:
+        doc["helloOk"] = True
+    return doc
 
 
 @command("ping", help="Check that the server answers.", needs_auth=False)
@@ -102,22 +130,71 @@ _PARAMS = {
     "quiet": False,
     "cursorTimeoutMillis": Int64(600000),
     "enableTestCommands": 0,
+    "maxIndexBuildMemoryUsageMegabytes": 200,
+    "notablescan": False,
 }
+# parameters setParameter may change, with the type they are coerced to
+_SETTABLE = {"logLevel": int, "quiet": bool, "cursorTimeoutMillis": int, "notablescan": bool,
+             "internalQueryMaxBlockingSortMemoryUsageBytes": int, "maxIndexBuildMemoryUsageMegabytes": int,
+             "transactionLifetimeLimitSeconds": int}
+_NOT_PARAMS = {"getParameter", "setParameter", "comment"}
 
 
-@command("getParameter", help="Read server parameters.", admin_only=True)
+def parameters(ctx: Ctx) -> dict:
+    """The server's parameters (the defaults above, as changed by setParameter)."""
+    p = ctx.state.parameters
+    if not p:
+        p.update(_PARAMS)
+        p["cursorTimeoutMillis"] = Int64(int(ctx.state.cursors.idle_timeout * 1000))
+    return p
+
+
+@command("getParameter", help="Read server parameters ('*' or {allParameters: true} for all; showDetails).",
+         admin_only=True)
 async def get_parameter(ctx: Ctx) -> dict:
+    params = parameters(ctx)
     arg = ctx.arg
-    out: dict = {}
+    details = isinstance(arg, dict) and bool(arg.get("showDetails"))
     if arg == "*" or (isinstance(arg, dict) and arg.get("allParameters")):
-        out.update(_PARAMS)
+        names = list(params)
     else:
-        for k in ctx.body:
-            if k in _PARAMS:
-                out[k] = _PARAMS[k]
-            elif k not in ("getParameter", "$db", "lsid", "$clusterTime", "$readPreference", "comment",
-                           "apiVersion"):
-                raise MongoError(ErrorCode.InvalidOptions, "no option found to get")
+        names = [k for k in ctx.body if k not in _NOT_PARAMS and k not in GENERIC_ARGS and not k.startswith("$")]
+        if not names or any(k not in params for k in names):
+            raise MongoError(ErrorCode.InvalidOptions, "no option found to get")
+    out: dict = {}
+    for k in names:
+        v = params[k]
+        out[k] = {"value": v, "settableAtRuntime": k in _SETTABLE, "settableAtStartup": True} if details else v
+    out["ok"] = 1.0
+    return out
+
+
+@command("setParameter", help="Change runtime parameters (logLevel, cursorTimeoutMillis, quiet, ...).",
+         admin_only=True)
+async def set_parameter(ctx: Ctx) -> dict:
+    params = parameters(ctx)
+    names = [k for k in ctx.body if k not in _NOT_PARAMS and k not in GENERIC_ARGS and not k.startswith("$")]
+    if not names:
+        raise MongoError(ErrorCode.InvalidOptions, "no option found to set, use help:true to see options ")
+    out: dict = {}
+    for k in names:
+        if k not in params:
+            raise MongoError(ErrorCode.InvalidOptions,
+                             f"attempted to set unrecognized parameter [{k}], use help:true to see options ")
+        if k not in _SETTABLE:
+            raise MongoError(ErrorCode.InvalidOptions, f"not allowed to change [{k}] at runtime")
+        v = ctx.body[k]
+        typ = _SETTABLE[k]
+        if typ is int and (isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0):
+            raise MongoError(ErrorCode.BadValue, f"{k} must be a non-negative number")
+        if typ is bool and not isinstance(v, (bool, int, float)):
+            raise MongoError(ErrorCode.BadValue, f"{k} must be a boolean")
+        out.setdefault("was", params[k])
+        params[k] = Int64(int(v)) if k == "cursorTimeoutMillis" else typ(v)
+        if k == "cursorTimeoutMillis":
+            ctx.state.cursors.idle_timeout = int(v) / 1000.0
+        elif k == "logLevel":
+            logging.getLogger("mongolake").setLevel(logging.DEBUG if int(v) > 0 else logging.INFO)
     out["ok"] = 1.0
     return out
 
@@ -168,11 +245,13 @@ async def get_log(ctx: Ctx) -> dict:
     if which == "*":
         return {"names": ["global", "startupWarnings"], "ok": 1.0}
     if which == "startupWarnings":
-        return {"totalLinesWritten": 0, "log": [], "ok": 1.0}
+        lines = list(ctx.state.startup_warnings)
+        return {"totalLinesWritten": len(lines), "log": lines, "ok": 1.0}
     if which == "global":
-        lines = ctx.state.log_lines[-1024:]
-        return {"totalLinesWritten": len(ctx.state.log_lines), "log": lines, "ok": 1.0}
-    raise MongoError(ErrorCode.InvalidOptions, f"no RamLog named: {which}")
+        return {"totalLinesWritten": ctx.state.log_total, "log": list(ctx.state.log_lines), "ok": 1.0}
+    if not isinstance(which, str):
+        raise MongoError(ErrorCode.TypeMismatch, "Argument to getLog must be of type String")
+    raise MongoError(ErrorCode.InvalidOptions, f"No log named '{which}'")
 
 
 @command("logout", help="End authentication on this connection.", needs_auth=False)

@@ -40,5 +40,6 @@ def command(name: str, *aliases: str, help: str, admin_only: bool = False, needs
 
 def load_all() -> dict[str, Command]:
     """Import every command family (each registers its commands)."""
-    from . import admin, aggregate, crud_read, crud_write, diagnostics, handshake, indexes, sessions  # noqa: F401
+    from . import (admin, aggregate, bulkwrite, crud_read, crud_write, diagnostics, handshake,  # noqa: F401
+                   indexes, sessions)
     return REGISTRY

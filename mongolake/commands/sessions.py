@@ -19,10 +19,34 @@ def lsid_key(lsid: object) -> object:
     return None
 
 
+SESSION_TIMEOUT = 30 * 60.0          # logicalSessionTimeoutMinutes
+_SWEEP_EVERY = 1024
+_touches = 0
+
+
+def forget_sessions(state: object, keys: set) -> None:
+    """Drop sessions and their retryable-write records."""
+    for k in keys:
+        state.sessions.pop(k, None)           # type: ignore[attr-defined]
+        state.retry_results.pop(k, None)      # type: ignore[attr-defined]
+
+
+def expire_sessions(state: object, now: float | None = None) -> int:
+    """Forget sessions unused for longer than the logical session timeout."""
+    now = time.time() if now is None else now
+    old = {k for k, t in state.sessions.items() if now - t > SESSION_TIMEOUT}   # type: ignore[attr-defined]
+    forget_sessions(state, old)
+    return len(old)
+
+
 def touch_session(ctx: Ctx) -> object:
+    global _touches
     key = lsid_key(ctx.body.get("lsid"))
     if key is not None:
         ctx.state.sessions[key] = time.time()
+        _touches += 1
+        if _touches % _SWEEP_EVERY == 0:
+            expire_sessions(ctx.state)
     return key
 
 
@@ -42,8 +66,7 @@ def _session_list(ctx: Ctx) -> list:
 
 @command("endSessions", help="End logical sessions (their cursors stay until exhausted or timed out).")
 async def end_sessions(ctx: Ctx) -> dict:
-    for s in _session_list(ctx):
-        ctx.state.sessions.pop(lsid_key(s), None)
+    forget_sessions(ctx.state, {lsid_key(s) for s in _session_list(ctx)})
     return {"ok": 1.0}
 
 
@@ -60,16 +83,15 @@ async def refresh_sessions(ctx: Ctx) -> dict:
 @command("killSessions", help="Kill logical sessions and their cursors.")
 async def kill_sessions(ctx: Ctx) -> dict:
     keys = {lsid_key(s) for s in _session_list(ctx)}
-    for k in keys:
-        ctx.state.sessions.pop(k, None)
+    forget_sessions(ctx.state, keys)
     ctx.state.cursors.kill_for_sessions(keys)
     return {"ok": 1.0}
 
 
 @command("killAllSessions", help="Kill every logical session.")
 async def kill_all_sessions(ctx: Ctx) -> dict:
-    keys = set(ctx.state.sessions)
-    ctx.state.sessions.clear()
+    keys = set(ctx.state.sessions) | set(ctx.state.retry_results)
+    forget_sessions(ctx.state, keys)
     ctx.state.cursors.kill_for_sessions(keys)
     return {"ok": 1.0}
 
