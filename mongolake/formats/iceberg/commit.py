@@ -321,7 +321,9 @@ def check_read_version(intent: Intent, base: TableState) -> None:
         if before != app_versions(base.head.snapshot).get(intent.app_id):
             raise CommitConflictError(f"a concurrent commit recorded a version for app {intent.app_id!r}")
     first = snaps.get(rv)
-    if first is not None and first.get("schema-id") != base.metadata.get("current-schema-id"):
+    schemas = base.metadata.get("schemas") or [{}]
+    read_schema_id = first.get("schema-id") if first is not None else schemas[0].get("schema-id", 0)
+    if read_schema_id != base.metadata.get("current-schema-id"):
         intent.schema_changed_concurrently = True
 
 

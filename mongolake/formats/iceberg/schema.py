@@ -119,7 +119,7 @@ def _type_to_iceberg(t: pa.DataType, path: Path, ids: IdAssigner) -> Any:
     if prim is not None:
         return prim
     if pa.types.is_struct(t):
-        return {"type": "struct", "fields": [_field_to_iceberg(t.field(i), path, ids) for i in range(t.num_fields)]}
+        return {"type": "struct", "fields": _fields_to_iceberg([t.field(i) for i in range(t.num_fields)], path, ids)}
     if pa.types.is_map(t):
         kid, vid = ids.id_for(path + ("key",)), ids.id_for(path + ("value",))
         return {"type": "map", "key-id": kid, "key": _type_to_iceberg(t.key_type, path + ("key",), ids),
@@ -130,10 +130,11 @@ def _type_to_iceberg(t: pa.DataType, path: Path, ids: IdAssigner) -> Any:
             "element-required": not t.value_field.nullable}
 
 
-def _field_to_iceberg(f: pa.Field, parent: Path, ids: IdAssigner) -> dict:
-    path = parent + (f.name,)
-    fid = ids.id_for(path)
-    return {"id": fid, "name": f.name, "required": not f.nullable, "type": _type_to_iceberg(f.type, path, ids)}
+def _fields_to_iceberg(fields: list[pa.Field], parent: Path, ids: IdAssigner) -> list[dict]:
+    """Ids of one struct level first, then its children's (Iceberg's usual numbering)."""
+    fids = [ids.id_for(parent + (f.name,)) for f in fields]
+    return [{"id": fid, "name": f.name, "required": not f.nullable,
+             "type": _type_to_iceberg(f.type, parent + (f.name,), ids)} for f, fid in zip(fields, fids)]
 
 
 def arrow_to_iceberg(schema: pa.Schema, ids: IdAssigner, schema_id: int = 0) -> dict:
@@ -142,7 +143,7 @@ def arrow_to_iceberg(schema: pa.Schema, ids: IdAssigner, schema_id: int = 0) -> 
     if len(set(names)) != len(names):
         raise TableError(f"duplicate column names in schema: {names}")
     return {"type": "struct", "schema-id": schema_id, "identifier-field-ids": [],
-            "fields": [_field_to_iceberg(f, (), ids) for f in schema]}
+            "fields": _fields_to_iceberg(list(schema), (), ids)}
 
 
 # -- Iceberg -> Arrow -------------------------------------------------------------

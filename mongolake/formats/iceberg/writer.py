@@ -42,7 +42,7 @@ def _reconcile(data: dict, table: dict, path: str) -> None:
         a, b = f["type"], tf["type"]
         if isinstance(a, dict) and a.get("type") == "struct" and isinstance(b, dict) and b.get("type") == "struct":
             _reconcile(a, b, name)
-        elif a in _TIMESTAMPS and b in _TIMESTAMPS:
+        elif isinstance(a, str) and isinstance(b, str) and a in _TIMESTAMPS and b in _TIMESTAMPS:
             f["type"] = b
         elif strip_ids(a) != strip_ids(b):
             raise TableError(f"column {name!r} has type {strip_ids(a)} in the data but {strip_ids(b)} in the table schema")
