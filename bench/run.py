@@ -29,7 +29,7 @@ from pymongo import MongoClient  # noqa: E402
 from bench import dataset, report  # noqa: E402
 from bench.peers import NX27017Server  # noqa: E402
 from bench.servers import FloorServer, MongoLakeServer, ServerUnavailable  # noqa: E402
-from bench.workloads import WORKLOADS, Ctx, Limits, Result, client_decode_rate  # noqa: E402
+from bench.workloads import WORKLOADS, Ctx, Limits, Result  # noqa: E402
 
 SERVERS = {"mongolake": MongoLakeServer, "floor": FloorServer, "peer": NX27017Server}
 WRITE_FIRST = ("insert_many", "insert_one_1", "insert_one_16")  # before the flush
@@ -83,6 +83,8 @@ def run_one(name: str, ctx: Ctx) -> Result:
     except Exception as e:  # noqa: BLE001 - a failing workload is reported, not fatal
         r = Result(None, w.unit, note=f"error: {type(e).__name__}: {e}"[:300])
     extra = f" ({r.note})" if r.note else ""
+    if r.extra.get("client_decode_docs_per_s"):
+        extra += f" (client decode of the same docs: {r.extra['client_decode_docs_per_s']:,.0f} docs/s)"
     log(f"    {name:16s} {report.fmt_value(r.value):>12s} {w.unit:6s} {r.ops:>7,} ops "
         f"{time.perf_counter() - t0:6.1f} s{extra}")
     return r
@@ -138,7 +140,7 @@ def run_server(key: str, args, n: int, limits: Limits) -> tuple[dict, dict[str, 
     return info, results
 
 
-def build_document(args, n: int, limits: Limits, servers: dict, results: dict, decode_rate) -> dict:
+def build_document(args, n: int, limits: Limits, servers: dict, results: dict) -> dict:
     by_workload: dict[str, dict[str, Result]] = {}
     for w in args.workloads:
         by_workload[w] = {k: results[k][w] for k in args.server_keys if w in results.get(k, {})}
@@ -150,9 +152,8 @@ def build_document(args, n: int, limits: Limits, servers: dict, results: dict, d
                  "limits": vars(limits), "workloads": args.workloads, "machine": report.machine_info()},
         "servers": servers,
         "results": {w: {k: vars(r) for k, r in per.items()} for w, per in by_workload.items()},
-        "client_decode_docs_per_s": decode_rate,
         "ratios": ratios,
-        "targets": report.targets(by_workload, n, decode_rate),
+        "targets": report.targets(by_workload, n),
         "check_mismatches": report.check_mismatches(by_workload, labels),
     }
 
@@ -162,14 +163,10 @@ def main(argv: list[str] | None = None) -> int:
     n, limits = make_limits(args)
     started = time.perf_counter()
     log(f"MongoLake benchmark: N={n:,}, servers {','.join(args.server_keys)}, workloads {','.join(args.workloads)}")
-    decode_rate = None
-    if "full_scan" in args.workloads:
-        decode_rate = client_decode_rate(n, seconds=0.3 if args.quick else 1.0)
-        log(f"client decode rate: {decode_rate:,.0f} docs/s")
     servers, results = {}, {}
     for key in args.server_keys:
         servers[key], results[key] = run_server(key, args, n, limits)
-    doc = build_document(args, n, limits, servers, results, decode_rate)
+    doc = build_document(args, n, limits, servers, results)
     doc["meta"]["wall_seconds"] = round(time.perf_counter() - started, 1)
     if args.json:
         print(json.dumps(doc, indent=1, default=str))
