@@ -11,6 +11,7 @@ import mongolake
 from mongolake.engine.reader import ScanStats
 from mongolake.engine.reads import id_point_keys
 from mongolake.errors import ErrorCode, MongoError
+from mongolake.query.collation import parse_collation
 
 from . import bsonreply
 from .args import bool_arg, check_fields, doc_arg, int_arg, str_arg, type_name
@@ -111,7 +112,7 @@ def parse_find(ctx: Ctx, body: dict, name: str = "find") -> dict:
         "skip": int_arg(name, body, "skip"),
         "limit": int_arg(name, body, "limit"),
         "batch_size": int_arg(name, body, "batchSize", None),
-        "collation": doc_arg(name, body, "collation"),
+        "collation": parse_collation(doc_arg(name, body, "collation")),
         "single_batch": bool_arg(name, body, "singleBatch"),
         "no_timeout": bool_arg(name, body, "noCursorTimeout"),
     }

@@ -12,6 +12,7 @@ from typing import Any, Awaitable, Callable
 
 from mongolake.engine.writes import WriteResult
 from mongolake.errors import ErrorCode, MongoError
+from mongolake.query.collation import parse_collation
 
 from .args import bool_arg, check_fields, check_sub_fields, doc_arg, type_name
 from .context import Ctx
@@ -101,10 +102,12 @@ def _typed(where: str, v: Any, types: tuple, expected: str) -> Any:
 
 
 def statement_options(where: str, st: dict) -> dict:
-    """Type-check the options update/delete statements (and bulkWrite ops) share."""
+    """Type-check the options update/delete statements (and bulkWrite ops) share. The
+    collation is handed to the engine parsed (the query layer's sort and update take
+    :class:`~mongolake.query.collation.Collation` objects)."""
     return {
         "array_filters": _typed(f"{where}.arrayFilters", st.get("arrayFilters"), (list,), "array"),
-        "collation": _typed(f"{where}.collation", st.get("collation"), (dict,), "object"),
+        "collation": parse_collation(_typed(f"{where}.collation", st.get("collation"), (dict,), "object")),
         "sort": _typed(f"{where}.sort", st.get("sort"), (dict,), "object"),
         "hint": _typed(f"{where}.hint", st.get("hint"), (str, dict), "object"),
     }
@@ -173,12 +176,45 @@ async def insert(ctx: Ctx) -> dict:
     return await retryable(ctx, run)
 
 
-def _statement(ctx: Ctx, st: Any, i: int, allowed: set) -> dict:
+def _statement(ctx: Ctx, st: Any, i: int, allowed: set, required: tuple[str, ...]) -> dict:
+    """Structural checks of one statement: like mongod's IDL parsing they fail the whole
+    command (what fails while applying a statement is a writeError instead)."""
+    where = f"{ctx.name}.{ctx.name}s"
     if not isinstance(st, dict):
-        raise MongoError(ErrorCode.TypeMismatch, f"BSON field '{ctx.name}.{ctx.name}s.{i}' is the wrong type "
+        raise MongoError(ErrorCode.TypeMismatch, f"BSON field '{where}.{i}' is the wrong type "
                          f"'{type_name(st)}', expected type 'object'")
-    check_sub_fields(f"{ctx.name}.{ctx.name}s", st, allowed)
+    check_sub_fields(where, st, allowed)
+    for k in required:
+        if k not in st:
+            raise MongoError(ErrorCode.FailedToParse, f"BSON field '{where}.{k}' is missing but a required field")
+    if not isinstance(st["q"], dict):
+        raise MongoError(ErrorCode.TypeMismatch, f"BSON field '{where}.q' is the wrong type "
+                         f"'{type_name(st['q'])}', expected type 'object'")
     return st
+
+
+def _update_statements(ctx: Ctx, stmts: list) -> list[dict]:
+    out = []
+    for i, st in enumerate(stmts):
+        st = _statement(ctx, st, i, _UPDATE_STMT, ("q", "u"))
+        if not isinstance(st["u"], (dict, list)):
+            raise MongoError(ErrorCode.FailedToParse, "Update argument must be either an object or an array")
+        out.append({"q": st["q"], "u": st["u"], "multi": bool_arg("update.updates", st, "multi"),
+                    "upsert": bool_arg("update.updates", st, "upsert"),
+                    "constants": doc_arg("update.updates", st, "c"), **statement_options("update.updates", st)})
+    return out
+
+
+def _delete_statements(ctx: Ctx, stmts: list) -> list[dict]:
+    out = []
+    for i, st in enumerate(stmts):
+        st = _statement(ctx, st, i, _DELETE_STMT, ("q", "limit"))
+        limit = st["limit"]
+        if isinstance(limit, bool) or not isinstance(limit, (int, float)) or limit not in (0, 1):
+            raise MongoError(ErrorCode.FailedToParse, f"The limit field in delete objects must be 0 or 1. Got {limit}")
+        opts = statement_options("delete.deletes", st)
+        out.append({"q": st["q"], "multi": limit == 0, "collation": opts["collation"], "hint": opts["hint"]})
+    return out
 
 
 @command("update", help="Update documents (operators, replacement or pipeline; upsert; arrayFilters; let).",
@@ -186,7 +222,7 @@ def _statement(ctx: Ctx, st: Any, i: int, allowed: set) -> dict:
 async def update(ctx: Ctx) -> dict:
     check_fields("update", ctx.body, _UPDATE_FIELDS)
     coll = ctx.coll_name()
-    stmts = _list_arg(ctx, "updates")
+    stmts = _update_statements(ctx, _list_arg(ctx, "updates"))
     ordered = bool_arg("update", ctx.body, "ordered", True)
     scope = LetScope.for_command(ctx, ctx.body.get("let"))
 
@@ -197,14 +233,7 @@ async def update(ctx: Ctx) -> dict:
         last_seq = 0
         for i, st in enumerate(stmts):
             try:
-                st = _statement(ctx, st, i, _UPDATE_STMT)
-                if "q" not in st or "u" not in st:
-                    raise MongoError(ErrorCode.FailedToParse, "BSON field 'update.updates.q' and 'u' are required")
-                res = run_update(ctx, ctx.db, coll, st["q"], st["u"],
-                                 multi=bool_arg("update.updates", st, "multi"),
-                                 upsert=bool_arg("update.updates", st, "upsert"), scope=scope,
-                                 constants=doc_arg("update.updates", st, "c"),
-                                 **statement_options("update.updates", st))
+                res = run_update(ctx, ctx.db, coll, scope=scope, **st)
             except MongoError as e:
                 errors.append((i, e))
                 if ordered:
@@ -229,7 +258,7 @@ async def update(ctx: Ctx) -> dict:
 async def delete(ctx: Ctx) -> dict:
     check_fields("delete", ctx.body, _DELETE_FIELDS)
     coll = ctx.coll_name()
-    stmts = _list_arg(ctx, "deletes")
+    stmts = _delete_statements(ctx, _list_arg(ctx, "deletes"))
     ordered = bool_arg("delete", ctx.body, "ordered", True)
     scope = LetScope.for_command(ctx, ctx.body.get("let"))
 
@@ -239,16 +268,8 @@ async def delete(ctx: Ctx) -> dict:
         last_seq = 0
         for i, st in enumerate(stmts):
             try:
-                st = _statement(ctx, st, i, _DELETE_STMT)
-                if "q" not in st or "limit" not in st:
-                    raise MongoError(ErrorCode.FailedToParse, "delete statement requires 'q' and 'limit'")
-                limit = st["limit"]
-                if isinstance(limit, bool) or limit not in (0, 1):
-                    raise MongoError(ErrorCode.FailedToParse,
-                                     f"The limit field in delete objects must be 0 or 1. Got {limit}")
-                opts = statement_options("delete.deletes", st)
-                res = run_delete(ctx, ctx.db, coll, st["q"], multi=limit == 0, scope=scope,
-                                 collation=opts["collation"], hint=opts["hint"])
+                res = run_delete(ctx, ctx.db, coll, st["q"], multi=st["multi"], scope=scope,
+                                 collation=st["collation"], hint=st["hint"])
             except MongoError as e:
                 errors.append((i, e))
                 if ordered:

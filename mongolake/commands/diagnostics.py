@@ -18,6 +18,9 @@ _CURRENT_OP_OPTIONS = {"currentOp", "$all", "$ownOps", "$truncateOps", "backtrac
                        "idleSessions", "localOps"}
 
 
+_WAITING = {"hello", "isMaster", "ismaster"}
+
+
 def _op_entry(op: dict, now: float) -> dict:
     running = now - op["start"]
     entry = {"type": "op", "host": "", "desc": f"conn{op['connectionId']}", "connectionId": op["connectionId"],
@@ -36,9 +39,12 @@ async def current_op(ctx: Ctx) -> dict:
     flt = {k: v for k, v in ctx.body.items() if k not in _CURRENT_OP_OPTIONS and k not in GENERIC_ARGS
            and k != "$db"}
     match = compile_matcher(parse_filter(flt)) if flt else None
+    show_all = bool(ctx.body.get("$all"))
     now = time.perf_counter()
     inprog = []
     for op in list(ctx.state.ops.values()):
+        if not show_all and op.get("name") in _WAITING:
+            continue      # monitors' awaitable hellos are idle waits, shown only with $all
         entry = _op_entry(op, now)
         if op["opid"] in ctx.state.killed_ops:
             entry["killPending"] = True
