@@ -263,8 +263,11 @@ GROUP_PIPELINE = [
 @workload("match_group", "aggregate $match + $group", "ops/s")
 def match_group(ctx: Ctx) -> Result:
     coll = ctx.coll
-    ops, secs, first = timed_loop(lambda i: sorted((d["_id"], d["n"], d["qty"]) for d in coll.aggregate(GROUP_PIPELINE)),
-                                  ctx.limits.seconds, ctx.limits.heavy_ops)
+
+    def op(i):
+        return sorted((d["_id"], d["n"], d["qty"]) for d in coll.aggregate(GROUP_PIPELINE))
+
+    ops, secs, first = timed_loop(op, ctx.limits.seconds, ctx.limits.heavy_ops)
     check = [len(first), sum(g[1] for g in first), sum(g[2] for g in first)]  # groups, docs, sum(qty)
     return Result(rate(ops, secs), "ops/s", ops, secs, check=check)
 
@@ -348,7 +351,8 @@ def change_stream(ctx: Ctx) -> Result:
     try:
         stream = coll.watch(max_await_time_ms=1000)
     except OperationFailure as e:
-        return Result(None, "ms", note=f"n/a: watch() refused ({e.code} {e.details.get('codeName', '') if e.details else ''})".strip())
+        name = (e.details or {}).get("codeName", "")
+        return Result(None, "ms", note=f"n/a: watch() refused ({e.code} {name})")
     latencies = []
     try:
         t_end = time.perf_counter() + ctx.limits.seconds
