@@ -4,6 +4,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Iterable, Iterator
 
+from bson.binary import Binary
+
 from mongolake.engine.reader import ScanStats
 from mongolake.errors import ErrorCode, MongoError
 
@@ -91,8 +93,44 @@ def _source(ctx: Ctx, pl: Any, stats: ScanStats | None = None) -> Iterator[dict]
     return ctx.engine.find(ctx.db, target, flt, as_raw=False, stats=stats)
 
 
+_SERVER_SOURCES = ("$currentOp", "$listLocalSessions")
+
+
+def _server_source(ctx: Ctx) -> tuple[list[dict], list] | None:
+    """``$currentOp`` / ``$listLocalSessions`` as a first stage: the documents come from the
+    server's own state, the rest of the pipeline runs over them."""
+    pipeline = ctx.body.get("pipeline")
+    if not isinstance(pipeline, list) or not pipeline or not isinstance(pipeline[0], dict) or len(pipeline[0]) != 1:
+        return None
+    name, spec = next(iter(pipeline[0].items()))
+    if name not in _SERVER_SOURCES:
+        return None
+    if not isinstance(spec, dict):
+        raise MongoError(ErrorCode.TypeMismatch, f"{name} options must be specified in an object")
+    if ctx.arg not in (1, 1.0) or (name == "$currentOp" and ctx.db != "admin"):
+        raise MongoError(ErrorCode.InvalidNamespace, f"{name} must be run against the 'admin' database with "
+                         "{aggregate: 1}" if name == "$currentOp" else f"{name} must be run with {{aggregate: 1}}")
+    if name == "$currentOp":
+        from .diagnostics import current_ops
+        docs = current_ops(ctx, show_all=bool(spec.get("idleConnections") or spec.get("idleSessions") is False))
+    else:
+        docs = [{"_id": {"id": Binary(k, 4)}, "lastUse": dt.datetime.fromtimestamp(t, dt.timezone.utc)}
+                for k, t in list(ctx.state.sessions.items()) if isinstance(k, bytes)]
+    return docs, pipeline[1:]
+
+
 @command("aggregate", help="Run an aggregation pipeline; returns a cursor.")
 async def aggregate(ctx: Ctx) -> bytes:
+    server_src = _server_source(ctx)
+    if server_src is not None:
+        from mongolake.query.aggregate import parse_pipeline
+        docs, rest_spec = server_src
+        cursor = ctx.body.get("cursor") or {}
+        pctx = EngineContext(ctx, ctx.body.get("let"), ctx.body.get("collation"))
+        out_iter = parse_pipeline(rest_spec).run(iter(docs), pctx)
+        return open_cursor(ctx, f"{ctx.db}.$cmd.aggregate", (bsonreply.encode(d) for d in out_iter),
+                           batch_size=cursor.get("batchSize") if isinstance(cursor, dict) else None,
+                           kind="aggregate")
     pl, raw_pipeline, body = _parse(ctx)
     if body.get("explain"):
         return bsonreply.encode(await explain_aggregate(ctx, body, "queryPlanner"))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import socket
 import time
 
 from bson.int64 import Int64
@@ -21,9 +22,9 @@ _CURRENT_OP_OPTIONS = {"currentOp", "$all", "$ownOps", "$truncateOps", "backtrac
 _WAITING = {"hello", "isMaster", "ismaster"}
 
 
-def _op_entry(op: dict, now: float) -> dict:
+def _op_entry(op: dict, now: float, host: str) -> dict:
     running = now - op["start"]
-    entry = {"type": "op", "host": "", "desc": f"conn{op['connectionId']}", "connectionId": op["connectionId"],
+    entry = {"type": "op", "host": host, "desc": f"conn{op['connectionId']}", "connectionId": op["connectionId"],
              "client": op["client"], "active": True, "currentOpTime":
                  dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"),
              "opid": op["opid"], "secs_running": Int64(int(running)),
@@ -34,22 +35,27 @@ def _op_entry(op: dict, now: float) -> dict:
     return entry
 
 
+def current_ops(ctx: Ctx, *, show_all: bool) -> list[dict]:
+    """currentOp entries of the operations in progress (also the ``$currentOp`` stage's source)."""
+    now = time.perf_counter()
+    host = f"{socket.gethostname()}:{ctx.state.options.port}"
+    out = []
+    for op in list(ctx.state.ops.values()):
+        if not show_all and op.get("name") in _WAITING:
+            continue      # monitors' awaitable hellos are idle waits, shown only with $all
+        entry = _op_entry(op, now, host)
+        if op["opid"] in ctx.state.killed_ops:
+            entry["killPending"] = True
+        out.append(entry)
+    return out
+
+
 @command("currentOp", help="Operations in progress (other fields of the command filter them).", admin_only=True)
 async def current_op(ctx: Ctx) -> dict:
     flt = {k: v for k, v in ctx.body.items() if k not in _CURRENT_OP_OPTIONS and k not in GENERIC_ARGS
            and k != "$db"}
     match = compile_matcher(parse_filter(flt)) if flt else None
-    show_all = bool(ctx.body.get("$all"))
-    now = time.perf_counter()
-    inprog = []
-    for op in list(ctx.state.ops.values()):
-        if not show_all and op.get("name") in _WAITING:
-            continue      # monitors' awaitable hellos are idle waits, shown only with $all
-        entry = _op_entry(op, now)
-        if op["opid"] in ctx.state.killed_ops:
-            entry["killPending"] = True
-        if match is None or match(entry):
-            inprog.append(entry)
+    inprog = [e for e in current_ops(ctx, show_all=bool(ctx.body.get("$all"))) if match is None or match(e)]
     return {"inprog": inprog, "ok": 1.0}
 
 

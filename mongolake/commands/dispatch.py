@@ -27,6 +27,7 @@ from .args import int_arg
 from .concerns import check_read_concern, parse_write_concern
 from .context import Ctx, ServerState
 from .registry import load_all
+from .sessions import touch_session
 from .unsupported import NOT_IMPLEMENTED
 
 log = logging.getLogger("mongolake.commands")
@@ -98,6 +99,8 @@ class CommandHandler(BaseHandler):
             doc = await self._run(conn, request)
         except MongoError as e:
             doc = e.to_doc()
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("command %s failed on conn%d: %s", request.command_name, conn.id, e)
         except InvalidRequestError as e:
             doc = e.to_document()
         except Exception as e:   # noqa: BLE001 - the one conversion point
@@ -162,6 +165,8 @@ class CommandHandler(BaseHandler):
         if "maxTimeMS" in body:
             int_arg(name, body, "maxTimeMS", 0)
         st.opcounters["command"] += 1
+        if "lsid" in body:
+            touch_session(ctx)
         ctx.opid = st.next_opid()
         t0 = time.perf_counter()
         st.ops[ctx.opid] = {"opid": ctx.opid, "ns": db, "command": {name: body.get(name), "$db": db},
