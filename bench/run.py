@@ -7,8 +7,10 @@ Usage::
     python -m bench --large              # N = 1,000,000
     python -m bench --only find_id,full_scan --servers mongolake,floor --json
 
-Servers run one after another (never concurrently) as child processes on 127.0.0.1,
-each in its own temporary folder, and are stopped and deleted afterwards.  A server
+All servers run at once as child processes on 127.0.0.1, each in its own temporary
+folder, but only one is ever under load: each workload runs on one server, then the
+next (interleaved, so a row's figures are measured close in time), and every server is
+stopped and its folder deleted at the end.  A server
 that cannot be installed or started is reported as UNAVAILABLE and the suite carries
 on with the others.  Progress goes to stderr; the table (or ``--json``) to stdout.
 """
@@ -75,7 +77,7 @@ def make_limits(args) -> tuple[int, Limits]:
     return n, limits
 
 
-def run_one(name: str, ctx: Ctx) -> Result:
+def run_one(name: str, ctx: Ctx, label: str) -> Result:
     w = WORKLOADS[name]
     t0 = time.perf_counter()
     try:
@@ -85,59 +87,98 @@ def run_one(name: str, ctx: Ctx) -> Result:
     extra = f" ({r.note})" if r.note else ""
     if r.extra.get("client_decode_docs_per_s"):
         extra += f" (client decode of the same docs: {r.extra['client_decode_docs_per_s']:,.0f} docs/s)"
-    log(f"    {name:16s} {report.fmt_value(r.value):>12s} {w.unit:6s} {r.ops:>7,} ops "
+    log(f"  {label:10s} {name:16s} {report.fmt_value(r.value):>12s} {w.unit:6s} {r.ops:>7,} ops "
         f"{time.perf_counter() - t0:6.1f} s{extra}")
     return r
 
 
-def run_server(key: str, args, n: int, limits: Limits) -> tuple[dict, dict[str, Result]]:
-    """Start one server, run the selected workloads against it, stop it."""
-    extra = shlex.split(args.mongolake_args) if key == "mongolake" else None
-    srv = SERVERS[key](extra)
-    info = {"label": srv.label, "available": False, "reason": None, "describe": None, "loaded": None,
-            "flush_seconds": None}
-    results: dict[str, Result] = {}
-    supported = [w for w in args.workloads if srv.supports is None or w in srv.supports]
-    log(f"[{srv.label}] starting")
-    try:
-        srv.start()
-    except ServerUnavailable as e:
-        info["reason"] = str(e).splitlines()[0] if str(e) else "unavailable"
-        log(f"[{srv.label}] UNAVAILABLE: {e}")
-        return info, results
-    info.update(available=True, describe=srv.describe())
-    client = MongoClient(srv.url, serverSelectionTimeoutMS=10_000, socketTimeoutMS=900_000, maxPoolSize=32)
-    try:
-        ctx = Ctx(client, n, limits, flush=lambda: srv.flush(client))
-        need_data = any(WORKLOADS[w].needs_data for w in supported)
-        if need_data or "insert_many" in supported:
-            r = run_one("insert_many", ctx)
-            info["loaded"] = ctx.loaded
-            if "insert_many" in supported:
-                results["insert_many"] = r
-        for w in supported:
-            if w in WRITE_FIRST[1:]:
-                results[w] = run_one(w, ctx)
-        if need_data:
+class Session:
+    """One server under test, its client and its workload context."""
+
+    def __init__(self, key: str, args, n: int, limits: Limits) -> None:
+        extra = shlex.split(args.mongolake_args) if key == "mongolake" else None
+        self.srv = SERVERS[key](extra)
+        self.key, self.label = key, self.srv.label
+        self.info = {"label": self.label, "available": False, "reason": None, "describe": None, "loaded": None,
+                     "flush_seconds": None}
+        self.results: dict[str, Result] = {}
+        self.supported = [w for w in args.workloads if self.srv.supports is None or w in self.srv.supports]
+        self.need_data = any(WORKLOADS[w].needs_data for w in self.supported)
+        self.client = None
+        self.ctx: Ctx | None = None
+        self.n, self.limits = n, limits
+
+    def start(self) -> bool:
+        log(f"[{self.label}] starting")
+        try:
+            self.srv.start()
+        except ServerUnavailable as e:
+            self.info["reason"] = str(e).splitlines()[0] if str(e) else "unavailable"
+            log(f"[{self.label}] UNAVAILABLE: {e}")
+            return False
+        self.info.update(available=True, describe=self.srv.describe())
+        self.client = MongoClient(self.srv.url, serverSelectionTimeoutMS=10_000, socketTimeoutMS=900_000,
+                                  maxPoolSize=32)
+        self.ctx = Ctx(self.client, self.n, self.limits)
+        return True
+
+    def wants(self, step: str) -> bool:
+        if step == "insert_many":
+            return self.need_data or "insert_many" in self.supported
+        if step == "flush":
+            return self.need_data
+        return step in self.supported
+
+    def run(self, step: str) -> None:
+        if self.srv.proc is None or self.srv.proc.poll() is not None:
+            if step != "flush":
+                self.results[step] = Result(None, WORKLOADS[step].unit, note="server process died")
+            return
+        if step == "flush":
             t0 = time.perf_counter()
-            srv.flush(client)
-            info["flush_seconds"] = time.perf_counter() - t0
-            log(f"    flush            {info['flush_seconds']:.2f} s")
-        for w in supported:
-            if w in WRITE_FIRST:
-                continue
-            if srv.proc is None or srv.proc.poll() is not None:
-                results[w] = Result(None, WORKLOADS[w].unit, note="server process died")
-                continue
-            results[w] = run_one(w, ctx)
+            self.srv.flush(self.client)
+            self.info["flush_seconds"] = time.perf_counter() - t0
+            log(f"  {self.label:10s} flush            {self.info['flush_seconds']:.2f} s")
+            return
+        r = run_one(step, self.ctx, self.label)
+        if step == "insert_many":
+            self.info["loaded"] = self.ctx.loaded
+            if "insert_many" not in self.supported:
+                return
+        self.results[step] = r
+
+    def stop(self) -> None:
+        if self.client is not None:
+            self.client.close()
+        if self.srv.proc is not None and self.srv.proc.poll() is not None:
+            self.info["reason"] = f"server exited during the run: {self.srv.log_tail(500)}"
+        was_running = self.srv.proc is not None
+        self.srv.stop()
+        if was_running:
+            log(f"[{self.label}] stopped")
+
+
+def run_all(args, n: int, limits: Limits) -> tuple[dict, dict]:
+    """Start every server, then run each step on all of them back to back, then stop them.
+
+    Interleaving (rather than one server after another) keeps the figures compared in
+    one row close in time, so drifting load on a shared machine skews ratios less; the
+    order of the servers rotates from one workload to the next.
+    """
+    sessions = [Session(k, args, n, limits) for k in args.server_keys]
+    try:
+        live = [s for s in sessions if s.start()]
+        steps = ["insert_many", *[w for w in args.workloads if w in WRITE_FIRST[1:]], "flush",
+                 *[w for w in args.workloads if w not in WRITE_FIRST]]
+        for i, step in enumerate(steps):
+            k = i % len(live) if live else 0
+            for s in live[k:] + live[:k]:
+                if s.wants(step):
+                    s.run(step)
     finally:
-        client.close()
-        died = srv.proc is not None and srv.proc.poll() is not None
-        if died:
-            info["reason"] = f"server exited during the run: {srv.log_tail(500)}"
-        srv.stop()
-        log(f"[{srv.label}] stopped")
-    return info, results
+        for s in sessions:
+            s.stop()
+    return {s.key: s.info for s in sessions}, {s.key: s.results for s in sessions}
 
 
 def build_document(args, n: int, limits: Limits, servers: dict, results: dict) -> dict:
@@ -163,9 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     n, limits = make_limits(args)
     started = time.perf_counter()
     log(f"MongoLake benchmark: N={n:,}, servers {','.join(args.server_keys)}, workloads {','.join(args.workloads)}")
-    servers, results = {}, {}
-    for key in args.server_keys:
-        servers[key], results[key] = run_server(key, args, n, limits)
+    servers, results = run_all(args, n, limits)
     doc = build_document(args, n, limits, servers, results)
     doc["meta"]["wall_seconds"] = round(time.perf_counter() - started, 1)
     if args.json:

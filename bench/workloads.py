@@ -55,7 +55,6 @@ class Ctx:
     limits: Limits
     seed: int = 42
     loaded: int = 0  # documents actually loaded
-    flush: Callable[[], None] = lambda: None
     rng: random.Random = field(default_factory=lambda: random.Random(7))
 
     @property
