@@ -74,6 +74,8 @@ class Built:
     written: list[str] = field(default_factory=list)                          # storage paths (cleanup)
     manifests: list[tuple[str, list[RawEntry]]] = field(default_factory=list)  # for the cache
     manifest_list: tuple[str, list[ManifestFile]] | None = None
+    base: TableState | None = None                                            # snapshot commits: the parent
+    removed: frozenset[str] = frozenset()
 
 
 def new_snapshot_id() -> int:
@@ -113,7 +115,20 @@ def _iceberg_operation(intent: Intent) -> str:
     return "append"
 
 
-def _summary(intent: Intent, base: TableState, live_after: list[DataFile]) -> dict[str, str]:
+def _totals(base: TableState) -> tuple[int, int, int]:
+    """(files, records, bytes) of the base snapshot: from its summary when it has them."""
+    snap = base.head.snapshot
+    if snap is None:
+        return 0, 0, 0
+    s = snap.get("summary") or {}
+    try:
+        return int(s["total-data-files"]), int(s["total-records"]), int(s["total-files-size"])
+    except (KeyError, TypeError, ValueError):
+        files = [lv.file for lv in base.head.live.values()]
+        return len(files), sum(f.num_records for f in files), sum(f.size for f in files)
+
+
+def _summary(intent: Intent, base: TableState) -> dict[str, str]:
     s: dict[str, str] = {"operation": _iceberg_operation(intent)}
     stats = {"added-data-files": len(intent.adds), "deleted-data-files": len(intent.removes),
              "added-records": sum(f.num_records for f in intent.adds),
@@ -121,8 +136,12 @@ def _summary(intent: Intent, base: TableState, live_after: list[DataFile]) -> di
              "added-files-size": sum(f.size for f in intent.adds),
              "removed-files-size": sum(f.size for f in intent.removes)}
     s.update({k: str(v) for k, v in stats.items() if v})
-    s.update({"total-data-files": str(len(live_after)), "total-records": str(sum(f.num_records for f in live_after)),
-              "total-files-size": str(sum(f.size for f in live_after)), "total-delete-files": "0",
+    files, records, size = _totals(base)
+    files += stats["added-data-files"] - stats["deleted-data-files"]
+    records += stats["added-records"] - stats["deleted-records"]
+    size += stats["added-files-size"] - stats["removed-files-size"]
+    s.update({"total-data-files": str(files), "total-records": str(records),
+              "total-files-size": str(size), "total-delete-files": "0",
               "total-position-deletes": "0", "total-equality-deletes": "0",
               "mongolake.engine": ENGINE, OPERATION_KEY: intent.operation})
     if intent.info:
@@ -193,7 +212,7 @@ def build_commit(table: "IcebergTable", intent: Intent, base: TableState, snapsh
     new_schema, last_column_id = _new_schema(table, intent, md)
     schema = new_schema if new_schema is not None else current_schema(md)
     seq = int(md.get("last-sequence-number", 0)) + 1
-    built = Built(metadata={})
+    built = Built(metadata={}, base=base, removed=frozenset(f.path for f in intent.removes))
     tag = uuid.uuid4().hex
 
     def write(entries: list[RawEntry], k: int) -> ManifestFile:
@@ -246,9 +265,8 @@ def build_commit(table: "IcebergTable", intent: Intent, base: TableState, snapsh
     built.written.append(table.storage_path(rel_list))
     built.manifest_list = (table.uri(rel_list), manifests)
 
-    live_after = [lv.file for p, lv in head.live.items() if p not in removed] + list(intent.adds)
     snap: dict[str, Any] = {"snapshot-id": snapshot_id, "sequence-number": seq, "timestamp-ms": ts,
-                            "manifest-list": table.uri(rel_list), "summary": _summary(intent, base, live_after),
+                            "manifest-list": table.uri(rel_list), "summary": _summary(intent, base),
                             "schema-id": schema.get("schema-id", 0)}
     if parent is not None:
         snap["parent-snapshot-id"] = parent

@@ -34,7 +34,7 @@ def _expire(table: "IcebergTable", choose: Chooser) -> tuple[TableState, list[di
         new_md["snapshots"] = keep
         new_md["snapshot-log"] = [e for e in md.get("snapshot-log") or [] if e.get("snapshot-id") in ids]
         new_md["refs"] = {k: r for k, r in (md.get("refs") or {}).items() if r.get("snapshot-id") in ids}
-        return Built(new_md)
+        return Built(new_md, base=base)
 
     state, _ = run_metadata_commit(table, table.refresh_state(), build, lambda old, new: None)
     return state, expired, snapshots_sorted(state.metadata)

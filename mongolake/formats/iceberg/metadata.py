@@ -71,7 +71,7 @@ def current_snapshot(md: dict) -> dict | None:
         sid = ref.get("snapshot-id")
     if sid is None or sid == -1:
         return None
-    for s in md.get("snapshots") or []:
+    for s in reversed(md.get("snapshots") or []):     # usually the last one
         if s["snapshot-id"] == sid:
             return s
     raise TableError(f"Iceberg metadata names current snapshot {sid} but does not contain it")
@@ -102,7 +102,7 @@ def current_schema(md: dict) -> dict:
 
 
 def encode(md: dict) -> bytes:
-    return json.dumps(md, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return json.dumps(md, separators=(",", ":")).encode("utf-8")
 
 
 class MetadataStore:

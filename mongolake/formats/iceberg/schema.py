@@ -27,7 +27,6 @@ Reading foreign tables also accepts ``fixed[n]`` (fixed_size_binary), ``uuid``
 """
 from __future__ import annotations
 
-import functools
 import json
 import re
 from typing import Any, Iterator
@@ -185,14 +184,40 @@ def field_to_arrow(f: dict, with_ids: bool = False) -> pa.Field:
                     metadata=_meta(f.get("id"), with_ids))
 
 
-@functools.lru_cache(maxsize=256)
-def _to_arrow_cached(text: str, with_ids: bool) -> pa.Schema:
-    return pa.schema([field_to_arrow(f, with_ids) for f in json.loads(text)])
+class _IdentityCache:
+    """Values derived from schema dicts, keyed by the dict's identity (schema dicts are
+    never mutated once part of table metadata), then by content. Bounded."""
+
+    def __init__(self, size: int = 256):
+        self._by_id: dict[int, tuple[Any, Any]] = {}
+        self._by_text: dict[str, Any] = {}
+        self._size = size
+
+    def get(self, obj: Any, compute) -> Any:
+        hit = self._by_id.get(id(obj))
+        if hit is not None and hit[0] is obj:
+            return hit[1]
+        text = json.dumps(obj, sort_keys=True)
+        value = self._by_text.get(text)
+        if value is None:
+            value = compute()
+            if len(self._by_text) >= self._size:
+                self._by_text.clear()
+            self._by_text[text] = value
+        if len(self._by_id) >= self._size:
+            self._by_id.clear()
+        self._by_id[id(obj)] = (obj, value)     # holding obj keeps its id from being reused
+        return value
+
+
+_ARROW = {False: _IdentityCache(), True: _IdentityCache()}
+_LEAVES = _IdentityCache()
 
 
 def iceberg_to_arrow(schema: dict, with_ids: bool = False) -> pa.Schema:
     """The Arrow schema of an Iceberg schema (with ``PARQUET:field_id`` metadata when asked)."""
-    return _to_arrow_cached(json.dumps(schema.get("fields", []), sort_keys=True), with_ids)
+    fields = schema.get("fields", [])
+    return _ARROW[with_ids].get(fields, lambda: pa.schema([field_to_arrow(f, with_ids) for f in fields]))
 
 
 def normalize(schema: pa.Schema) -> pa.Schema:
@@ -235,21 +260,23 @@ def max_field_id(schema: dict) -> int:
     return max((fid for _, fid, _, _ in iter_fields(schema)), default=0)
 
 
-@functools.lru_cache(maxsize=256)
-def _leaves_cached(text: str) -> tuple[tuple[str, int, str], ...]:
-    schema = json.loads(text)
-    return tuple((".".join(p), fid, t) for p, fid, t, nested in iter_fields(schema)
-                 if not nested and isinstance(t, str))
+def _leaves(fields: list) -> tuple[dict[str, tuple[int, str]], dict[int, tuple[str, str]]]:
+    by_name = {".".join(p): (fid, t) for p, fid, t, nested in iter_fields({"fields": fields})
+               if not nested and isinstance(t, str)}
+    return by_name, {fid: (name, t) for name, (fid, t) in by_name.items()}
 
 
 def stats_leaves(schema: dict) -> dict[str, tuple[int, str]]:
-    """``{"a.b": (field id, Iceberg primitive type)}`` for primitive leaves outside lists and maps."""
-    text = json.dumps({"fields": schema.get("fields", [])}, sort_keys=True)
-    return {name: (fid, t) for name, fid, t in _leaves_cached(text)}
+    """``{"a.b": (field id, Iceberg primitive type)}`` for primitive leaves outside lists
+    and maps (cached: do not mutate)."""
+    fields = schema.get("fields", [])
+    return _LEAVES.get(fields, lambda: _leaves(fields))[0]
 
 
 def leaves_by_id(schema: dict) -> dict[int, tuple[str, str]]:
-    return {fid: (name, t) for name, (fid, t) in stats_leaves(schema).items()}
+    """``{field id: ("a.b", Iceberg primitive type)}`` (cached: do not mutate)."""
+    fields = schema.get("fields", [])
+    return _LEAVES.get(fields, lambda: _leaves(fields))[1]
 
 
 # -- evolution ------------------------------------------------------------------------

@@ -208,3 +208,21 @@ def build_snap_state(md: dict, snap: dict | None, cache: ManifestCache, location
     for _, _, path, lv in found:
         live.setdefault(path, lv)
     return SnapState(md, snap, list(manifests), live)
+
+
+def derive_snap_state(md: dict, snap: dict, parent: SnapState, removed: frozenset[str] | set[str],
+                      manifests: list[ManifestFile], written: list[tuple[str, list[RawEntry], list[DataFile]]]
+                      ) -> SnapState:
+    """The state of a snapshot this handle just committed on top of ``parent``, without
+    re-reading anything: the parent's files minus ``removed``, re-pointed at the
+    manifests the commit ``written`` (rewritten/merged ones keep their position), plus
+    the added files at the end (they have the newest sequence number). Same result as
+    :func:`build_snap_state`."""
+    live = dict(parent.live)
+    for p in removed:
+        live.pop(p, None)
+    for uri, raw, files in written:
+        for e, f in zip(raw, files):
+            if e.status != DELETED:
+                live[f.path] = Live(f, e, uri)
+    return SnapState(md, snap, list(manifests), live)

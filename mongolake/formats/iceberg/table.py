@@ -29,7 +29,7 @@ from .metadata import (METADATA_DIR, MetadataStore, check_supported, current_sna
                        schema_by_id, snapshots_sorted, table_location)
 from .schema import IdAssigner, Path, arrow_to_iceberg, field_ids, max_field_id
 from .sqlcatalog import SqlCatalog, identifier
-from .state import ManifestCache, SnapState, TableState, build_snap_state, created_ms
+from .state import ManifestCache, SnapState, TableState, build_snap_state, created_ms, derive_snap_state
 from .writer import write_data_file
 
 log = logging.getLogger(__name__)
@@ -111,13 +111,21 @@ class IcebergTable(Table):
     def adopt(self, version: int, built: Built) -> TableState:
         """Install this handle's own just-committed metadata (no storage reads)."""
         md = built.metadata
+        check_supported(md)
         snap = current_snapshot(md)
         schema = schema_by_id(md, snap.get("schema-id") if snap else None)
+        written = []
         for uri, entries in built.manifests:
-            self.cache.put_entries(uri, entries, schema, md["location"], self.location)
+            raw, files = self.cache.put_entries(uri, entries, schema, md["location"], self.location)
+            written.append((uri, raw, files))
         if built.manifest_list is not None:
             self.cache.put_list(*built.manifest_list)
-        st = self._build(version, md)
+            head = derive_snap_state(md, snap, built.base.head, built.removed, built.manifest_list[1], written)
+        else:                                   # metadata-only commit (snapshot expiry): same snapshot
+            head = (built.base.head if built.base is not None and built.base.head.snapshot is snap
+                    else build_snap_state(md, snap, self.cache, md["location"], self.location))
+            head = SnapState(md, head.snapshot, head.manifests, head.live)
+        st = TableState(version, md, head)
         self._publish(st)
         try:
             self.store.write_hint(version)
