@@ -25,11 +25,12 @@ from mongolake.storage import StorageBackend, open_storage
 
 from . import flush as _flush
 from .cache import LRUCache
+from .changes import ChangeLog, last_ddl_boundary, write_ddl_file
 from .catalog import Catalog, CollectionMeta, validate_coll_name, validate_db_name
 from .collection import Collection
 from .reader import FileReader
 from .reads import ReadOps
-from .records import ChangeBatch
+from .records import DDL_OPS, Change, ChangeBatch
 from .wal import WriteAheadLog
 from .writes import WriteOps
 
@@ -65,6 +66,8 @@ class Engine(ReadOps, WriteOps):
         self.catalog: Catalog | None = None
         self.collections: dict[str, Collection] = {}      # uuid -> open collection
         self.listeners: list[Callable[[ChangeBatch], None]] = []
+        self.changelog = ChangeLog(self)
+        self.wal.on_sync.append(self.changelog.notify)
         self._last_ts = Timestamp(0, 0)
         self._flusher: threading.Thread | None = None
         self._flush_wakeup = threading.Event()
@@ -78,21 +81,28 @@ class Engine(ReadOps, WriteOps):
         for meta in list(self.catalog.collections.values()):
             self.collections[meta.uuid] = self._open_collection(meta)
         n = 0
+        first = None
         for seq, payload in self.wal.replay():
             batch = ChangeBatch.decode(payload, seq)
+            first = seq if first is None else first
             applied = False
             for ch in batch.changes:
                 c = self.collections.get(ch.uuid)
-                if c is None or seq <= c.flushed_seq:
+                if ch.ns:
+                    batch.namespaces.setdefault(ch.uuid, ch.ns)
+                if c is None or seq <= c.flushed_seq or ch.op in DDL_OPS:
                     continue
                 c.active.put(ch.key, ch.doc, seq)
                 applied = True
             if batch.cluster_time is not None and batch.cluster_time > self._last_ts:
                 self._last_ts = batch.cluster_time
+            self.changelog.append(batch)
             n += applied
         self.stats["recovered_batches"] = n
         max_flushed = max((c.flushed_seq for c in self.collections.values()), default=0)
-        self.wal.open(next_seq=max(self.wal.last_seq, max_flushed) + 1)
+        self.wal.open(next_seq=max(self.wal.last_seq, max_flushed, last_ddl_boundary(self)) + 1)
+        # everything before the oldest WAL record made it into table / ddl change files
+        self.changelog.persisted_seq = (first - 1) if first is not None else self.wal.last_seq
         self.opened = True
         self._flusher = threading.Thread(target=self._flush_loop, name="flusher", daemon=True)
         self._flusher.start()
@@ -174,7 +184,17 @@ class Engine(ReadOps, WriteOps):
                 self.catalog.drop(db, name)
                 raise
             self.collections[meta.uuid] = c
+            self.ddl_event("create", meta.uuid, (db, name), {"options": dict(options)}, wait=False)
             return c
+
+    def ddl_event(self, op: str, uuid: str, ns: tuple[str, str], desc: dict | None = None, *,
+                  wait: bool = True) -> int:
+        """Record a catalog event (create, drop, rename, ...) for change streams."""
+        with self.lock:
+            seq = self.commit_batch(ChangeBatch([Change(uuid, op, b"", None, desc=desc, ns=ns)]))
+        if wait:
+            self.wait_durable(seq)
+        return seq
 
     def _create_table(self, meta: CollectionMeta) -> Collection:
         fmt = get_format(meta.format)
@@ -205,6 +225,7 @@ class Engine(ReadOps, WriteOps):
             if c is not None:
                 c.dropped = True
                 self.reader.forget_files(c.table, {f.path for f in c.snapshot.files})
+            self.ddl_event("drop", meta.uuid, (db, name), wait=False)
         self.storage.delete_prefix(meta.path + "/")
         return True
 
@@ -212,6 +233,7 @@ class Engine(ReadOps, WriteOps):
         names = [m.name for m in self.catalog.list(db)]
         for n in names:
             self.drop_collection(db, n)
+        self.ddl_event("dropDatabase", "", (db, ""))
         return names
 
     def rename_collection(self, db: str, name: str, to_db: str, to_name: str, *, drop_target: bool = False) -> None:
@@ -227,6 +249,8 @@ class Engine(ReadOps, WriteOps):
                 self.drop_collection(to_db, to_name)
             # the table stays where it is: its folder is recorded in the catalog
             self.catalog.update(src.meta, new_db=to_db, new_name=to_name)
+            self.ddl_event("rename", src.uuid, (db, name), {"to": {"db": to_db, "coll": to_name},
+                                                            "dropTarget": bool(drop_target)}, wait=False)
 
     def set_indexes(self, c: Collection, indexes: list[dict]) -> None:
         with self.lock:
@@ -237,6 +261,12 @@ class Engine(ReadOps, WriteOps):
             except BaseException:
                 c.meta.indexes = old
                 raise
+            added = [ix for ix in indexes if ix["name"] not in {o["name"] for o in old}]
+            removed = [ix for ix in old if ix["name"] not in {n["name"] for n in indexes}]
+            if added:
+                self.ddl_event("createIndexes", c.uuid, (c.meta.db, c.meta.name), {"indexes": added}, wait=False)
+            if removed:
+                self.ddl_event("dropIndexes", c.uuid, (c.meta.db, c.meta.name), {"indexes": removed}, wait=False)
 
     def set_options(self, c: Collection, options: dict) -> None:
         with self.lock:
@@ -247,6 +277,7 @@ class Engine(ReadOps, WriteOps):
             except BaseException:
                 c.meta.options = old
                 raise
+            self.ddl_event("modify", c.uuid, (c.meta.db, c.meta.name), {"options": dict(options)}, wait=False)
 
     # -- the write path ------------------------------------------------------
     def commit_batch(self, batch: ChangeBatch) -> int:
@@ -256,12 +287,19 @@ class Engine(ReadOps, WriteOps):
             return 0
         batch.cluster_time = self.next_cluster_time()
         batch.wall_ms = int(time.time() * 1000)
+        for ch in batch.changes:
+            if ch.ns is None:
+                c = self.collections[ch.uuid]
+                ch.ns = (c.meta.db, c.meta.name)
+                pp = c.meta.options.get("changeStreamPreAndPostImages")
+                ch.keep_before = isinstance(pp, dict) and bool(pp.get("enabled"))
         seq = self.wal.append(batch.encode())
         batch.seq = seq
         for ch in batch.changes:
-            c = self.collections[ch.uuid]
-            c.active.put(ch.key, ch.doc, seq)
-            batch.namespaces.setdefault(ch.uuid, (c.meta.db, c.meta.name))
+            batch.namespaces.setdefault(ch.uuid, ch.ns)
+            if ch.op not in DDL_OPS:
+                self.collections[ch.uuid].active.put(ch.key, ch.doc, seq)
+        self.changelog.append(batch)
         self.stats["batches"] += 1
         for fn in self.listeners:
             try:
@@ -310,7 +348,13 @@ class Engine(ReadOps, WriteOps):
                 for k in ("files_added", "files_removed", "documents"):
                     metrics[k] += m.get(k, 0)
             if ok:
-                self.wal.drop_through(boundary)
+                try:
+                    write_ddl_file(self, self.changelog.batches_for_flush(self.changelog.persisted_seq, boundary),
+                                   boundary)
+                    self.changelog.mark_persisted(boundary)
+                    self.wal.drop_through(boundary)
+                except Exception:
+                    log.exception("writing catalog change events failed; the WAL keeps them")
             self.stats["flushes"] += 1
             self.stats["flush_seconds"] += time.time() - t0
             metrics["seconds"] = round(time.time() - t0, 4)

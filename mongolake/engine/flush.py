@@ -19,6 +19,7 @@ from mongolake.formats.base import DataFile
 from mongolake.query import columns
 from mongolake.query.bsonorder import CODEC_OPTIONS
 
+from .changes import change_table
 from .collection import WAL_APP_ID, Collection
 
 if TYPE_CHECKING:
@@ -65,11 +66,17 @@ def flush_collection(engine: "Engine", c: Collection, boundary: int) -> dict:
             adds.append(table.write_data_file(t, stats_columns=sorted(set(exact) | set(FIXED_STATS)),
                                               compression=engine.compression, row_group_size=engine.row_group_rows))
     schema = columns.arrow_schema(specs) if evolved else None
+    cdc = []
+    changes = change_table(c, engine.changelog.batches_for_flush(c.flushed_seq, boundary), specs)
+    if changes is not None:
+        cdc.append(table.write_data_file(changes, subdir="_change_data", stats_columns=[],
+                                         compression=engine.compression, row_group_size=engine.row_group_rows))
     t0 = time.time()
     version = table.commit(adds=adds, removes=removes, schema=schema, app_id=WAL_APP_ID, app_version=boundary,
-                           operation="WRITE", read_version=snap.version,
+                           operation="WRITE", read_version=snap.version, cdc=cdc,
                            info={"documents": len(live), "deletes": len(keys) - len(live),
-                                 "rewrittenRows": rewritten_rows})
+                                 "rewrittenRows": rewritten_rows, "walSeq": boundary,
+                                 "walSeqFrom": c.flushed_seq})
     new_snap = table.snapshot()
     with engine.lock:
         c.snapshot = new_snap

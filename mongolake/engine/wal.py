@@ -59,6 +59,7 @@ class WriteAheadLog:
         self.bytes_written = 0
         self.fsyncs = 0
         self._thread: threading.Thread | None = None
+        self.on_sync: list[Callable[[int], None]] = []    # called (any thread) after records become durable
 
     # -- recovery ------------------------------------------------------------
     def segments(self) -> list[tuple[int, str]]:
@@ -78,6 +79,7 @@ class WriteAheadLog:
         segs = self.segments()
         for idx, (first, path) in enumerate(segs):
             seq = first
+            self._last_seq = max(self._last_seq, first - 1)     # an empty segment still says where we were
             with open(path, "r+b") as f:
                 data = f.read()
                 pos = 0
@@ -247,6 +249,8 @@ class WriteAheadLog:
                     self._synced_seq = target
                 self._release_waiters_locked()
                 self._cond.notify_all()
+            for fn in self.on_sync:
+                fn(target)
 
     def close(self) -> None:
         with self._lock:

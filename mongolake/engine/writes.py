@@ -242,7 +242,7 @@ class WriteOps:
             changes = []
             for raw, d in targets:
                 key = keystring.encode_key(d["_id"])
-                changes.append(Change(c.uuid, DELETE, key, None, before=raw))
+                changes.append(Change(c.uuid, DELETE, key, None, before=raw, desc={"_id": d["_id"]}))
             res.n = len(changes)
             res.seq = self.commit_batch(ChangeBatch(changes, txn=txn))
         if wait:
@@ -286,7 +286,8 @@ class WriteOps:
                 raw, d = target
                 leo["n"] = 1
                 if remove:
-                    changes.append(Change(c.uuid, DELETE, keystring.encode_key(d["_id"]), None, before=raw))
+                    changes.append(Change(c.uuid, DELETE, keystring.encode_key(d["_id"]), None, before=raw,
+                                          desc={"_id": d["_id"]}))
                     out = d
                 else:
                     ch = self._updated_change(c, plan, upd, raw, d, {})

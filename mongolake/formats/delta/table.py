@@ -27,7 +27,7 @@ from .checkpoint import read_checkpoint, write_checkpoint
 from .commit import CDF_KEY, ENGINE_INFO, intent_from, run_commit
 from .log import Action, DeltaLog, join
 from .schema import arrow_to_delta, schema_to_json
-from .state import LogState
+from .state import decode_path, LogState
 from .writer import write_data_file
 
 log = logging.getLogger(__name__)
@@ -279,6 +279,25 @@ class DeltaTable(Table):
                 self._history[v] = ci
             out.append(ci)
             v -= 1
+        return out
+
+    def changes(self, since_version: int, until_version: int | None = None) -> list[tuple[int, DataFile]]:
+        """Change-data files (``commit(cdc=...)``) of the versions after ``since_version``
+        (up to ``until_version``), oldest first, as ``(version, DataFile)``.
+        :class:`SnapshotNotFoundError` when a needed commit file has been cleaned up."""
+        latest = self._refresh().version
+        last = latest if until_version is None else min(until_version, latest)
+        out: list[tuple[int, DataFile]] = []
+        for v in range(since_version + 1, last + 1):
+            actions = self.log.read_commit(v)
+            if actions is None:
+                raise SnapshotNotFoundError(f"commit {v} of {self.root!r} has been cleaned up; "
+                                            "its change data is no longer reachable")
+            for a in actions:
+                c = a.get("cdc")
+                if c:
+                    out.append((v, DataFile(path=decode_path(c["path"]), size=int(c.get("size", 0)),
+                                            num_records=0, tags=dict(c.get("tags") or {}))))
         return out
 
     # -- writing -----------------------------------------------------------------------
