@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mongolake.flush")
 FIXED_STATS = ("_id", "_key")
+CHUNK = 20_000            # documents decoded at once during a flush
 
 
 def flush_collection(engine: "Engine", c: Collection, boundary: int) -> dict:
@@ -55,16 +56,25 @@ def flush_collection(engine: "Engine", c: Collection, boundary: int) -> dict:
     live = [merged[k].doc for k in keys if merged[k].doc is not None]
     specs = dict(c.specs)
     evolved = False
-    if live:
-        docs = [bson.decode(r, CODEC_OPTIONS) for r in live]
-        new_specs = columns.infer_columns(docs, specs)
-        if new_specs:
-            specs.update(new_specs)
-            evolved = True
-        for i in range(0, len(live), engine.file_rows):
-            t, exact = columns.build_table(live[i:i + engine.file_rows], docs[i:i + engine.file_rows], specs)
-            adds.append(table.write_data_file(t, stats_columns=sorted(set(exact) | set(FIXED_STATS)),
-                                              compression=engine.compression, row_group_size=engine.row_group_rows))
+    for i in range(0, len(live), engine.file_rows):
+        # documents are decoded a chunk at a time: Arrow columns are far smaller than dicts
+        parts, exacts = [], []
+        for j in range(i, min(len(live), i + engine.file_rows), CHUNK):
+            raws = live[j:j + CHUNK]
+            docs = [bson.decode(r, CODEC_OPTIONS) for r in raws]
+            new_specs = columns.infer_columns(docs, specs)
+            if new_specs:
+                specs.update(new_specs)
+                evolved = True
+            t, exact = columns.build_table(raws, docs, specs)
+            del docs
+            parts.append(t)
+            exacts.append(set(exact))
+        t = pa.concat_tables(parts, promote_options="permissive") if len(parts) > 1 else parts[0]
+        exact = set.intersection(*exacts) if exacts else set()
+        adds.append(table.write_data_file(t, stats_columns=sorted(exact | set(FIXED_STATS)),
+                                          compression=engine.compression, row_group_size=engine.row_group_rows))
+        del parts, t
     schema = columns.arrow_schema(specs) if evolved else None
     cdc = []
     changes = change_table(c, engine.changelog.batches_for_flush(c.flushed_seq, boundary), specs)
