@@ -333,6 +333,7 @@ def test_change_data_files_are_kept_and_listed(storage, ice):
     (got,) = fresh.changes(0)
     assert got[0] == v and got[1].path == cdc.path and got[1].num_records == 5 and got[1].tags == {"from": "1"}
     assert fresh.changes(v) == [] and fresh.changes(0, until_version=0) == []
+    assert fresh.changes(-1) == fresh.changes(0)                # "from the beginning", as Delta's
     assert fresh.open_data_file(got[1]).read().column("_change_type").to_pylist() == ["insert"] * 5
     time.sleep(0.02)
     assert cdc.path not in t.vacuum(retention_seconds=3600, dry_run=True)["files"]

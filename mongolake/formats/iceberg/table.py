@@ -226,7 +226,7 @@ class IcebergTable(Table):
         expired (a change stream cannot resume there)."""
         md = self.refresh_state().metadata
         earliest = maintenance.earliest_version(md)
-        if since_version < max(0, earliest - 1):
+        if earliest > 0 and since_version < earliest - 1:
             raise SnapshotNotFoundError(f"changes after version {since_version} of {self.root!r} have been expired "
                                         f"(the oldest version kept is {earliest})")
         out: list[tuple[int, DataFile]] = []
