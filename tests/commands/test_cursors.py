@@ -142,3 +142,10 @@ def test_lsid_and_txn_number_accepted_on_reads(server, db):
         raw.cmd({"killSessions": [lsid], "$db": "admin"})
         r = raw.cmd({"getMore": r["cursor"]["id"], "collection": "c", "$db": db.name})
         assert r["code"] == 43
+
+
+def test_exhaust_cursor_type_works(db):
+    from pymongo import CursorType
+    db.c.insert_many([{"_id": i} for i in range(300)])
+    got = [d["_id"] for d in db.c.find({}, cursor_type=CursorType.EXHAUST, batch_size=7).sort("_id", 1)]
+    assert got == list(range(300))
