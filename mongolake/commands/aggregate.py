@@ -11,7 +11,9 @@ from mongolake.errors import ErrorCode, MongoError
 
 from . import bsonreply
 from .context import Ctx
-from .crud_read import open_cursor
+from .args import check_fields
+from .crud_read import check_hint, open_cursor
+from .letvars import LetScope
 from .registry import command
 
 
@@ -89,8 +91,14 @@ def _source(ctx: Ctx, pl: Any, stats: ScanStats | None = None) -> Iterator[dict]
         return iter(())
     if not isinstance(target, str) or not target:
         raise MongoError(ErrorCode.InvalidNamespace, f"Invalid namespace specified '{ctx.db}.{target}'")
-    flt = pl.leading_match() or {}
+    # the leading $match runs in the engine, which knows no variables: bind `let` first
+    flt = LetScope.for_command(ctx, ctx.body.get("let")).filter(pl.leading_match() or {})
     return ctx.engine.find(ctx.db, target, flt, as_raw=False, stats=stats)
+
+
+_AGG_FIELDS = {"pipeline", "explain", "allowDiskUse", "cursor", "bypassDocumentValidation", "collation", "hint",
+               "let", "fromMongos", "needsMerge", "isMapReduceCommand", "collectionUUID", "exchange",
+               "includeQueryStatsMetrics"}
 
 
 _SERVER_SOURCES = ("$currentOp", "$listLocalSessions")
@@ -131,7 +139,10 @@ async def aggregate(ctx: Ctx) -> bytes:
         return open_cursor(ctx, f"{ctx.db}.$cmd.aggregate", (bsonreply.encode(d) for d in out_iter),
                            batch_size=cursor.get("batchSize") if isinstance(cursor, dict) else None,
                            kind="aggregate")
+    check_fields("aggregate", ctx.body, _AGG_FIELDS)
     pl, raw_pipeline, body = _parse(ctx)
+    if isinstance(ctx.arg, str):
+        check_hint(ctx, ctx.arg, body.get("hint"))
     if body.get("explain"):
         return bsonreply.encode(await explain_aggregate(ctx, body, "queryPlanner"))
     cursor = body.get("cursor")
@@ -151,8 +162,7 @@ async def aggregate(ctx: Ctx) -> bytes:
         for _ in out_iter:
             pass
         return bsonreply.cursor_reply([], 0, ns, True)
-    return open_cursor(ctx, ns, (bsonreply.encode(d) for d in out_iter),
-                       batch_size=None if bs is None else int(bs), kind="aggregate")
+    return open_cursor(ctx, ns, (bsonreply.encode(d) for d in out_iter), batch_size=bs, kind="aggregate")
 
 
 async def explain_aggregate(ctx: Ctx, body: dict, verbosity: str) -> dict:

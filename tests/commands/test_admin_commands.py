@@ -183,6 +183,16 @@ def test_current_op_and_kill_op(client):
     r = client.admin.command({"currentOp": 1, "ns": "nothing.at.all"})
     assert r["inprog"] == []
     assert client.admin.command("killOp", op=123456789)["info"] == "attempting to kill op"
+    ops = list(client.admin.aggregate([{"$currentOp": {"allUsers": True}}, {"$match": {"ns": "admin"}},
+                                       {"$project": {"command": 1}}]))
+    assert any("aggregate" in op["command"] for op in ops)
+    with pytest.raises(OperationFailure) as ei:
+        list(client.test.aggregate([{"$currentOp": {}}]))
+    assert ei.value.code == 73
+    with client.start_session() as s:
+        client.test.command("ping", session=s)
+        sessions = list(client.admin.aggregate([{"$listLocalSessions": {}}]))
+        assert any(d["_id"]["id"] == s.session_id["id"] for d in sessions)
     with pytest.raises(OperationFailure) as ei:
         client.admin.command("killOp", op="x")
     assert ei.value.code == 14

@@ -71,6 +71,10 @@ def test_let_variables_in_find_update_delete_find_and_modify(people):
     with pytest.raises(OperationFailure) as ei:
         list(people.find({"$expr": {"$eq": ["$age", "$$undefinedVar"]}}))
     assert ei.value.code == 17276
+    # aggregate: the leading $match runs in the engine, later stages in the pipeline
+    got = list(people.aggregate([{"$match": {"$expr": {"$lt": ["$age", "$$lim"]}}},
+                                 {"$project": {"_id": 1, "x": "$$lim"}}], let={"lim": 30}))
+    assert sorted(d["_id"] for d in got) == [1, 3] and all(d["x"] == 30 for d in got)
 
 
 def test_update_constants_c_for_pipeline_updates(db):
