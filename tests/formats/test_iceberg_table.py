@@ -415,3 +415,17 @@ def test_foreign_delete_files_and_partitions_are_refused(storage, ice):
     storage.write_conditional("t/metadata/v3.metadata.json", json.dumps(md).encode(), None)
     with pytest.raises(TableError, match="partitioned"):
         IcebergTable(storage, "t").snapshot()
+
+
+def test_lagging_handle_recovers_when_the_next_metadata_file_is_gone(storage, ice, monkeypatch):
+    from mongolake.formats.iceberg import table as table_mod
+
+    t = ice.create_table(storage, "t", SCHEMA)
+    lagging = IcebergTable(storage, "t")
+    assert lagging.snapshot().version == 0
+    for i in range(3):
+        _commit_batch(t, i * 20)
+    storage.delete("t/metadata/v2.metadata.json")            # as a vacuum would, long after
+    assert lagging.snapshot().version == 0                    # the probe misses, hint not re-read yet
+    monkeypatch.setattr(table_mod, "HINT_RECHECK_SECONDS", 0.0)
+    assert lagging.snapshot().version == 3 and len(lagging.snapshot().files) == 3

@@ -35,6 +35,7 @@ from .writer import write_data_file
 log = logging.getLogger(__name__)
 
 _HISTORY_LRU = 4
+HINT_RECHECK_SECONDS = 10.0
 CATALOG_URI_PROPERTY = "mongolake.iceberg.catalog-uri"
 CATALOG_NAME_PROPERTY = "mongolake.iceberg.catalog-name"
 
@@ -55,6 +56,7 @@ class IcebergTable(Table):
         self._pending: dict[Path, int] = {}     # field ids handed to columns not in the schema yet
         self._file_ids: dict[str, dict[int, Path]] = {}   # uncommitted file -> pending ids it uses
         self.lost_races = 0                     # commits retried because another writer won a version
+        self._hint_checked = time.monotonic()
 
     # -- paths (also used by commit/maintenance) ---------------------------------------
     def storage_path(self, rel: str) -> str:
@@ -89,10 +91,25 @@ class IcebergTable(Table):
             else:
                 newer = self.store.newest_after(cur.version)
                 if newer is None:
-                    return cur
+                    newer = self._recheck_hint(cur)
+                    if newer is None:
+                        return cur
                 st = self._build(*newer)
             self._publish(st)
             return self._state
+
+    def _recheck_hint(self, cur: TableState) -> tuple[int, dict] | None:
+        """Every ``HINT_RECHECK_SECONDS`` a miss also reads the hint: if metadata files
+        right after ours were vacuumed away while this handle lagged far behind, the
+        probe alone would never see newer versions."""
+        now = time.monotonic()
+        if now - self._hint_checked < HINT_RECHECK_SECONDS:
+            return None
+        self._hint_checked = now
+        hint = self.store.read_hint()
+        if hint is None or hint <= cur.version + 1:
+            return None
+        return self.store.latest()
 
     def _publish(self, st: TableState) -> None:
         with self._lock:
