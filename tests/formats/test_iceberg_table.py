@@ -429,3 +429,28 @@ def test_lagging_handle_recovers_when_the_next_metadata_file_is_gone(storage, ic
     assert lagging.snapshot().version == 0                    # the probe misses, hint not re-read yet
     monkeypatch.setattr(table_mod, "HINT_RECHECK_SECONDS", 0.0)
     assert lagging.snapshot().version == 3 and len(lagging.snapshot().files) == 3
+
+
+def test_threads_writing_new_columns_get_distinct_field_ids(storage, ice):
+    import threading
+
+    t = ice.create_table(storage, "t", SCHEMA)
+    files: dict[str, object] = {}
+
+    def write(name: str) -> None:
+        for _ in range(5):
+            files[name] = t.write_data_file(make_batch(0, 2).append_column(name, pa.array([1, 2], pa.int64())))
+
+    threads = [threading.Thread(target=write, args=(f"c{i}",)) for i in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    ids = {n: t.open_data_file(f).schema_arrow.field(n).metadata[b"PARQUET:field_id"] for n, f in files.items()}
+    assert len(set(ids.values())) == 4
+    evolved = SCHEMA
+    for n in sorted(files):
+        evolved = evolved.append(pa.field(n, pa.int64()))
+    t.commit(adds=list(files.values()), schema=evolved)
+    md = _metadata(storage, 2)
+    assert {f["name"]: str(f["id"]).encode() for f in md["schemas"][-1]["fields"] if f["name"] in files} == ids

@@ -264,20 +264,23 @@ class IcebergTable(Table):
         writes a change-data file under ``data/_change_data/`` (pass it to
         ``commit(cdc=[...])``; extra columns such as ``_change_type`` are allowed). Uses
         the cached table state (no metadata read)."""
-        st = self._state or self.refresh_state()
-        md = st.metadata
-        schema = schema_by_id(md, md.get("current-schema-id"))
-        with self._lock:
+        with self._lock:      # reserve ids for new columns before writing (threads must not share one)
+            st = self._state or self.refresh_state()
+            md = st.metadata
+            schema = schema_by_id(md, md.get("current-schema-id"))
+            known = field_ids(schema)
             pending = dict(self._pending)
-        known = field_ids(schema)
-        last = max([int(md.get("last-column-id", max_field_id(schema))), *pending.values()])
-        ids = IdAssigner({**pending, **known}, last + 1)
+            last = max([int(md.get("last-column-id", max_field_id(schema))), *pending.values()])
+            ids = IdAssigner({**pending, **known}, last + 1)
+            arrow_to_iceberg(data.schema, ids)
+            if not subdir:
+                self._pending.update(ids.assigned)
+        ids = IdAssigner({**pending, **ids.assigned, **known}, ids.next_id)
         f, new_ids = write_data_file(self.storage, self.root, data, schema, ids, stats_columns=stats_columns,
                                      compression=compression, row_group_size=row_group_size, tags=tags,
                                      subdir=subdir)
         if not subdir and new_ids:
             with self._lock:
-                self._pending.update({p: fid for fid, p in new_ids.items()})
                 self._file_ids[f.path] = new_ids
                 while len(self._file_ids) > 100_000:          # files written but never committed
                     self._file_ids.pop(next(iter(self._file_ids)))
