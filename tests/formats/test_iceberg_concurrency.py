@@ -112,7 +112,7 @@ def test_two_processes_on_filesystem(tmp_path):
 
 
 def test_two_processes_on_s3(s3_server, s3_url):
-    _check_concurrent_appends(s3_url, s3_options(s3_server[0]), commits=12)
+    _check_concurrent_appends(s3_url, s3_options(s3_server[0]), commits=10)
 
 
 def test_threads_of_one_handle_serialise(storage):
