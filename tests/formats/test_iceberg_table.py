@@ -154,6 +154,9 @@ def test_time_travel_by_version_snapshot_id_and_timestamp(storage, ice):
     assert fresh.snapshot(0).files == () and fresh.snapshot(0).schema.names == SCHEMA.names
     ids = {s["sequence-number"]: s["snapshot-id"] for s in _metadata(storage, 6)["snapshots"]}
     assert {v: fresh.snapshot(v).snapshot_id for v in range(1, 6)} == ids
+    assert all(fresh.snapshot_by_id(sid).version == v for v, sid in ids.items())
+    with pytest.raises(SnapshotNotFoundError):
+        fresh.snapshot_by_id(12345)
     with pytest.raises(SnapshotNotFoundError):
         fresh.snapshot(6)
     with pytest.raises(SnapshotNotFoundError):

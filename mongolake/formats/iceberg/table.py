@@ -195,6 +195,14 @@ class IcebergTable(Table):
         st = self.refresh_state().head if version is None else self._snap_at(version)
         return st.to_snapshot()
 
+    def snapshot_by_id(self, snapshot_id: int) -> Snapshot:
+        """The snapshot with this Iceberg snapshot id (time travel as other engines name it)."""
+        md = self.refresh_state().metadata
+        for s in md.get("snapshots") or []:
+            if s["snapshot-id"] == snapshot_id:
+                return self._snap_at(int(s.get("sequence-number", 0))).to_snapshot()
+        raise SnapshotNotFoundError(f"{self.root!r} has no snapshot {snapshot_id} (never existed or expired)")
+
     def cached_snapshot(self) -> Snapshot:
         """The newest snapshot this handle knows, without any storage I/O (it includes
         this handle's own commits; other writers' commits appear after ``snapshot()``)."""
