@@ -105,7 +105,6 @@ class ManifestFile:
     added_rows: int
     existing_rows: int
     deleted_rows: int
-    raw: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def live_files(self) -> int:
@@ -228,5 +227,5 @@ def read_manifest_list(data: bytes) -> list[ManifestFile]:
             existing_files=int(r.get("existing_files_count") or r.get("existing_data_files_count") or 0),
             deleted_files=int(r.get("deleted_files_count") or r.get("deleted_data_files_count") or 0),
             added_rows=int(r.get("added_rows_count") or 0), existing_rows=int(r.get("existing_rows_count") or 0),
-            deleted_rows=int(r.get("deleted_rows_count") or 0), raw=dict(r)))
+            deleted_rows=int(r.get("deleted_rows_count") or 0)))
     return out
