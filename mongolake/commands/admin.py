@@ -108,12 +108,14 @@ async def drop(ctx: Ctx) -> dict:
     if c is None:
         return {"ok": 1.0}
     await asyncio.to_thread(ctx.engine.drop_collection, ctx.db, name)
+    ctx.state.cursors.invalidate(ctx.ns(name), reason="collection dropped")
     return {"ns": ctx.ns(name), "nIndexesWas": nidx, "ok": 1.0}
 
 
 @command("dropDatabase", help="Drop a database and its collections.", write=True)
 async def drop_database(ctx: Ctx) -> dict:
     await asyncio.to_thread(ctx.engine.drop_database, ctx.db)
+    ctx.state.cursors.invalidate(db=ctx.db, reason="database dropped")
     return {"dropped": ctx.db, "ok": 1.0}
 
 
@@ -135,6 +137,8 @@ async def rename_collection(ctx: Ctx) -> dict:
     if (sdb, scoll) == (tdb, tcoll):
         raise MongoError(ErrorCode.IllegalOperation, "Can't rename a collection to itself")
     ctx.engine.rename_collection(sdb, scoll, tdb, tcoll, drop_target=bool(ctx.body.get("dropTarget", False)))
+    ctx.state.cursors.invalidate(f"{sdb}.{scoll}", reason="collection renamed")
+    ctx.state.cursors.invalidate(f"{tdb}.{tcoll}", reason="collection dropped (renamed over)")
     return {"ok": 1.0}
 
 

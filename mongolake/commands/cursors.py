@@ -102,6 +102,8 @@ class CursorManager:
         self.idle_timeout = idle_timeout
         self.timed_out = 0
         self.opened_total = 0
+        # cursors killed because their collection went away: id -> reason (answered once)
+        self._invalidated: dict[int, str] = {}
 
     def register(self, ns: str, it: Iterator[bytes], conn_id: int, **kw: Any) -> Cursor:
         cur = Cursor(next(self._ids), ns, it, conn_id, clock=self.clock, **kw)
@@ -112,6 +114,9 @@ class CursorManager:
     def get(self, cursor_id: int, ns: str) -> Cursor:
         cur = self.cursors.get(cursor_id)
         if cur is None:
+            reason = self._invalidated.pop(cursor_id, None)
+            if reason is not None:
+                raise MongoError(ErrorCode.QueryPlanKilled, f"cursor id {cursor_id} killed: {reason}")
             raise MongoError(ErrorCode.CursorNotFound, f"cursor id {cursor_id} not found")
         if cur.ns != ns:
             raise MongoError(ErrorCode.Unauthorized,
@@ -125,6 +130,21 @@ class CursorManager:
         if cur is not None:
             cur.close()
         return cur is not None
+
+    def invalidate(self, ns: str | None = None, *, db: str | None = None, reason: str) -> int:
+        """Kill the cursors over ``ns`` (or over any collection of ``db``) because the
+        collection was dropped or renamed; their next getMore answers QueryPlanKilled (175)."""
+        def hit(c: Cursor) -> bool:
+            if ns is not None:
+                return c.ns == ns
+            return c.ns.startswith(f"{db}.") and not c.ns.startswith(f"{db}.$cmd")
+        ids = [c.id for c in self.cursors.values() if hit(c)]
+        for i in ids:
+            self.kill(i)
+            self._invalidated[i] = reason
+        while len(self._invalidated) > 10_000:
+            self._invalidated.pop(next(iter(self._invalidated)))
+        return len(ids)
 
     def kill_for_connection(self, conn_id: int) -> None:
         """MongoDB keeps cursors alive across connections (they belong to sessions):

@@ -149,3 +149,35 @@ def test_exhaust_cursor_type_works(db):
     db.c.insert_many([{"_id": i} for i in range(300)])
     got = [d["_id"] for d in db.c.find({}, cursor_type=CursorType.EXHAUST, batch_size=7).sort("_id", 1)]
     assert got == list(range(300))
+
+
+def test_drop_and_rename_kill_open_cursors(client, db):
+    db.c.insert_many([{"_id": i} for i in range(50)])
+    client.admin.command("fsync")
+    for action in (lambda: db.c.drop(), lambda: db.c.rename("c2"), lambda: client.drop_database(db.name)):
+        db.c.insert_many([{"_id": i} for i in range(50)]) if db.c.estimated_document_count() == 0 else None
+        r = db.command("find", "c", batchSize=2)
+        cid = r["cursor"]["id"]
+        action()
+        with pytest.raises(OperationFailure) as ei:
+            db.command("getMore", cid, collection="c")
+        assert ei.value.code == 175
+        with pytest.raises(OperationFailure) as ei:               # answered once, then unknown
+            db.command("getMore", cid, collection="c")
+        assert ei.value.code == 43
+        db.c2.drop()
+
+
+def test_invalidate_unit():
+    mgr = CursorManager()
+    a = mgr.register("db.c", _docs(5), conn_id=1)
+    b = mgr.register("db.d", _docs(5), conn_id=1)
+    c = mgr.register("other.c", _docs(5), conn_id=1)
+    lc = mgr.register("db.$cmd.listCollections", _docs(5), conn_id=1)
+    assert mgr.invalidate("db.c", reason="collection dropped") == 1
+    assert mgr.invalidate(db="db", reason="database dropped") == 1
+    assert set(mgr.cursors) == {c.id, lc.id}
+    for cid in (a.id, b.id):
+        with pytest.raises(MongoError) as ei:
+            mgr.get(cid, "db.c")
+        assert ei.value.code == 175
