@@ -64,19 +64,39 @@ def _namespaces(ns_info: list) -> list[tuple[str, str]]:
     return out
 
 
-def _op(op: Any, i: int, namespaces: list[tuple[str, str]]) -> tuple[str, str, str]:
+def _op(op: Any, i: int, namespaces: list[tuple[str, str]]) -> dict:
+    """Parse one op up front: like mongod, a malformed op fails the whole command."""
     if not isinstance(op, dict) or not op:
         raise MongoError(ErrorCode.TypeMismatch, f"BSON field 'bulkWrite.ops.{i}' must be an object")
     kind = next(iter(op))
     allowed = {"insert": _INSERT, "update": _UPDATE, "delete": _DELETE}.get(kind)
     if allowed is None:
         raise MongoError(ErrorCode.FailedToParse, f"Unrecognized bulkWrite operation: {kind}")
-    check_sub_fields(f"bulkWrite.ops.{kind}", op, allowed)
+    where = f"bulkWrite.ops.{kind}"
+    check_sub_fields(where, op, allowed)
     idx = op[kind]
     if isinstance(idx, bool) or not isinstance(idx, int) or not 0 <= idx < len(namespaces):
         raise MongoError(ErrorCode.BadValue, f"BulkWrite ops entry {i} has an invalid nsInfo index.")
     db, coll = namespaces[idx]
-    return kind, db, coll
+    out: dict[str, Any] = {"kind": kind, "db": db, "coll": coll}
+    if kind == "insert":
+        if not isinstance(op.get("document"), dict):
+            raise MongoError(ErrorCode.TypeMismatch, f"BSON field '{where}.document' is missing or not an object")
+        out["document"] = op["document"]
+        return out
+    if not isinstance(op.get("filter"), dict):
+        raise MongoError(ErrorCode.TypeMismatch, f"BSON field '{where}.filter' is missing or not an object")
+    out.update(q=op["filter"], multi=bool_arg(where, op, "multi"))
+    opts = statement_options(where, op)
+    if kind == "update":
+        if not isinstance(op.get("updateMods"), (dict, list)):
+            raise MongoError(ErrorCode.FailedToParse, f"BSON field '{where}.updateMods' must be an object or an "
+                             "array")
+        out.update(u=op["updateMods"], upsert=bool_arg(where, op, "upsert"), constants=doc_arg(where, op, "constants"),
+                   **opts)
+    else:
+        out.update(collation=opts["collation"], hint=opts["hint"])
+    return out
 
 
 def _error_entry(i: int, e: MongoError, kind: str) -> dict:
@@ -109,28 +129,20 @@ async def bulk_write(ctx: Ctx) -> dict:
         totals = dict.fromkeys(("nErrors", "nInserted", "nMatched", "nModified", "nUpserted", "nDeleted"), 0)
         results: list[dict] = []
         last_seq = 0
-        for i, (op, (kind, db, coll)) in enumerate(zip(ops, parsed)):
+        for i, op in enumerate(parsed):
+            kind = op.pop("kind")
+            db, coll = op.pop("db"), op.pop("coll")
             try:
                 entry: dict[str, Any] = {"ok": 1.0, "idx": i}
                 if kind == "insert":
-                    doc = op.get("document")
-                    if not isinstance(doc, dict):
-                        raise MongoError(ErrorCode.TypeMismatch, "BSON field 'bulkWrite.ops.insert.document' "
-                                         "must be an object")
-                    res = ctx.engine.insert(db, coll, [doc], ordered=True, wait=False)
+                    res = ctx.engine.insert(db, coll, [op["document"]], ordered=True, wait=False)
                     if res.errors:
                         raise res.errors[0][1]
                     ctx.state.opcounters["insert"] += 1
                     entry["n"] = 1
                     totals["nInserted"] += 1
                 elif kind == "update":
-                    if "filter" not in op or "updateMods" not in op:
-                        raise MongoError(ErrorCode.FailedToParse, "bulkWrite update requires filter and updateMods")
-                    multi = bool_arg("bulkWrite.ops.update", op, "multi")
-                    res = run_update(ctx, db, coll, op["filter"], op["updateMods"], multi=multi,
-                                     upsert=bool_arg("bulkWrite.ops.update", op, "upsert"), scope=scope,
-                                     constants=doc_arg("bulkWrite.ops.update", op, "constants"),
-                                     **statement_options("bulkWrite.ops.update", op))
+                    res = run_update(ctx, db, coll, scope=scope, **op)
                     if res.upserted:
                         entry.update(n=1, nModified=0, upserted={"_id": res.upserted[0][1]})
                         totals["nUpserted"] += 1
@@ -139,11 +151,7 @@ async def bulk_write(ctx: Ctx) -> dict:
                         totals["nMatched"] += res.n
                         totals["nModified"] += res.modified
                 else:
-                    if "filter" not in op:
-                        raise MongoError(ErrorCode.FailedToParse, "bulkWrite delete requires a filter")
-                    opts = statement_options("bulkWrite.ops.delete", op)
-                    res = run_delete(ctx, db, coll, op["filter"], multi=bool_arg("bulkWrite.ops.delete", op, "multi"),
-                                     scope=scope, collation=opts["collation"], hint=opts["hint"])
+                    res = run_delete(ctx, db, coll, scope=scope, **op)
                     entry["n"] = res.n
                     totals["nDeleted"] += res.n
                 last_seq = max(last_seq, res.seq)
