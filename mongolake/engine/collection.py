@@ -57,5 +57,30 @@ class Collection:
         out.update(self.active.entries)
         return out
 
+    def memtables(self) -> list[Memtable]:
+        """Oldest first: the frozen ones, then the active one."""
+        return [*self.frozen, self.active]
+
+
+def view_at(memtables: list[Memtable], upto: int) -> dict[bytes, Entry]:
+    """Per key, the newest version with ``seq <= upto`` across ``memtables`` (oldest first)."""
+    out: dict[bytes, Entry] = {}
+    for mt in memtables:
+        for k, e in list(mt.entries.items()):
+            v = e.at(upto)
+            if v is not None:
+                out[k] = v
+    return out
+
+
+def get_at(memtables: list[Memtable], key: bytes, upto: int) -> Entry | None:
+    for mt in reversed(memtables):
+        e = mt.entries.get(key)
+        if e is not None:
+            v = e.at(upto)
+            if v is not None:
+                return v
+    return None
+
     def mem_bytes(self) -> int:
         return self.active.nbytes + sum(m.nbytes for m in self.frozen)

@@ -31,6 +31,7 @@ from .collection import Collection
 from .reader import FileReader
 from .reads import ReadOps
 from .records import DDL_OPS, Change, ChangeBatch
+from .txn import Transaction, TxnManager
 from .wal import WriteAheadLog
 from .writes import WriteOps
 
@@ -67,6 +68,7 @@ class Engine(ReadOps, WriteOps):
         self.collections: dict[str, Collection] = {}      # uuid -> open collection
         self.listeners: list[Callable[[ChangeBatch], None]] = []
         self.changelog = ChangeLog(self)
+        self.txns = TxnManager(self)
         self.wal.on_sync.append(self.changelog.notify)
         self._last_ts = Timestamp(0, 0)
         self._flusher: threading.Thread | None = None
@@ -295,10 +297,13 @@ class Engine(ReadOps, WriteOps):
                 ch.keep_before = isinstance(pp, dict) and bool(pp.get("enabled"))
         seq = self.wal.append(batch.encode())
         batch.seq = seq
+        horizon = self.txns.horizon
         for ch in batch.changes:
             batch.namespaces.setdefault(ch.uuid, ch.ns)
             if ch.op not in DDL_OPS:
-                self.collections[ch.uuid].active.put(ch.key, ch.doc, seq)
+                self.collections[ch.uuid].active.put(ch.key, ch.doc, seq, horizon)
+        if horizon:
+            self.txns.note_committed(batch.changes, seq)
         self.changelog.append(batch)
         self.stats["batches"] += 1
         for fn in self.listeners:
@@ -375,6 +380,21 @@ class Engine(ReadOps, WriteOps):
                 except Exception:
                     log.exception("background flush failed")
                 last = time.time()
+
+    # -- transactions --------------------------------------------------------
+    def begin_transaction(self, info: dict | None = None) -> Transaction:
+        """Start a snapshot-isolated transaction; run operations under
+        ``with mongolake.engine.txn.using(tx):`` then commit or abort it."""
+        return self.txns.begin(info)
+
+    def commit_transaction(self, tx: Transaction, *, wait: bool = True) -> int:
+        seq = self.txns.commit(tx)
+        if wait:
+            self.wait_durable(seq)
+        return seq
+
+    def abort_transaction(self, tx: Transaction) -> None:
+        self.txns.abort(tx)
 
     # -- maintenance ---------------------------------------------------------
     def compact(self, db: str, name: str, **kw: Any) -> dict:

@@ -3,6 +3,10 @@
 One active memtable per collection takes writes; a flush freezes it (it becomes
 read-only and is written to Parquet) while a new active one takes over. Readers
 see active over frozen over files.
+
+While transactions are open, an entry keeps the versions older transactions may
+still need (``prev`` chain, newest first): a transaction that started at sequence
+``S`` sees, per key, the newest version with ``seq <= S``.
 """
 from __future__ import annotations
 
@@ -13,6 +17,14 @@ from dataclasses import dataclass, field
 class Entry:
     doc: bytes | None      # raw BSON; None = deleted
     seq: int
+    prev: "Entry | None" = None
+
+    def at(self, upto: int) -> "Entry | None":
+        """The newest version with ``seq <= upto`` in this chain (None: none here)."""
+        e = self
+        while e is not None and e.seq > upto:
+            e = e.prev
+        return e
 
 
 @dataclass
@@ -23,13 +35,23 @@ class Memtable:
     last_seq: int = 0
     frozen: bool = False
 
-    def put(self, key: bytes, doc: bytes | None, seq: int) -> None:
+    def put(self, key: bytes, doc: bytes | None, seq: int, horizon: int = 0) -> None:
+        """Store a new version. ``horizon``: the oldest open transaction's start
+        sequence (0 = none): versions it may still read are kept, older ones dropped."""
         old = self.entries.get(key)
         if old is not None and old.doc is not None:
             self.nbytes -= len(old.doc)
         else:
             self.nbytes += len(key) + 64
-        self.entries[key] = Entry(doc, seq)
+        prev = None
+        if horizon and old is not None:
+            prev = old
+            e = old
+            while e is not None and e.seq > horizon:    # keep down to the first version <= horizon
+                e = e.prev
+            if e is not None:
+                e.prev = None
+        self.entries[key] = Entry(doc, seq, prev)
         if doc is not None:
             self.nbytes += len(doc)
         if not self.first_seq:

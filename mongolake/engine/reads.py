@@ -14,6 +14,7 @@ from mongolake.query.filter import parse_filter
 from mongolake.query.matcher import compile_matcher
 
 from .collection import Collection
+from .txn import CURRENT
 from .reader import ScanPlan, ScanStats
 
 _SCALAR_ID_TYPES_EXCLUDED = (dict, list, Regex, re.Pattern)
@@ -67,6 +68,12 @@ class ReadOps:
 
     # -- point lookups -------------------------------------------------------
     def lookup_key(self, c: Collection, key: bytes) -> bytes | None:
+        tx = CURRENT.get()
+        if tx is not None:
+            found, e = self.txns.entry(tx, c, key)
+            if found:
+                return e.doc
+            return self.reader.lookup(c.table, tx.view(c)[0], key)
         e = c.mem_get(key)
         if e is not None:
             return e.doc
@@ -90,7 +97,15 @@ class ReadOps:
         ids = id_point_keys(filter_spec)
         if ids is not None:
             return self._iter_ids(c, ids, plan, decode, stats)
-        return self._iter_scan(c, plan, decode, stats)
+        return self._iter_scan(c, plan, decode, stats, *self._state(c))
+
+    def _state(self, c: Collection) -> tuple[dict, Any]:
+        """(memtable view, table snapshot) as the current transaction (or nobody) sees them."""
+        tx = CURRENT.get()
+        with self.lock:
+            if tx is not None:
+                return self.txns.mem_view(tx, c), tx.view(c)[0]
+            return c.mem_view(), c.snapshot
 
     def _iter_ids(self, c: Collection, ids: list, plan: ScanPlan, decode: bool, stats: ScanStats):
         seen = set()
@@ -106,10 +121,7 @@ class ReadOps:
             if plan.matcher is None or plan.matcher(d):
                 yield raw, d
 
-    def _iter_scan(self, c: Collection, plan: ScanPlan, decode: bool, stats: ScanStats):
-        with self.lock:
-            view = c.mem_view()
-            snapshot = c.snapshot
+    def _iter_scan(self, c: Collection, plan: ScanPlan, decode: bool, stats: ScanStats, view: dict, snapshot):
         matcher = plan.matcher
         mem_hits = []
         for e in view.values():
@@ -191,9 +203,7 @@ class ReadOps:
         if id_point_keys(filter) is not None:
             n = sum(1 for _ in self.iter_matching(c, filter, plan=plan))
         else:
-            with self.lock:
-                view = c.mem_view()
-                snapshot = c.snapshot
+            view, snapshot = self._state(c)
             n = 0
             for e in view.values():
                 if e.doc is not None and (plan.matcher is None or plan.matcher(bson.decode(e.doc, CODEC_OPTIONS))):

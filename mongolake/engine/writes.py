@@ -20,6 +20,7 @@ from mongolake.query.bsonorder import CODEC_OPTIONS, MISSING
 
 from .collection import Collection
 from .records import DELETE, INSERT, REPLACE, UPDATE, Change, ChangeBatch
+from .txn import CURRENT
 
 MAX_DOC_SIZE = 16 * 1024 * 1024
 MAX_DEPTH = 100
@@ -82,6 +83,15 @@ def prepare_document(doc: Any) -> tuple[dict, bytes, bytes]:
 
 
 class WriteOps:
+    def _apply(self, c: Collection, changes: list[Change], txn: dict | None) -> int:
+        """Commit ``changes`` now (one batch), or buffer them in the current transaction."""
+        tx = CURRENT.get()
+        if tx is None:
+            return self.commit_batch(ChangeBatch(changes, txn=txn))
+        for ch in changes:
+            self.txns.write(tx, c, ch)
+        return 0
+
     # -- uniqueness ----------------------------------------------------------
     def _key_exists(self, c: Collection, key: bytes) -> bool:
         return self.lookup_key(c, key) is not None
@@ -141,7 +151,7 @@ class WriteOps:
                 changes.append(Change(c.uuid, INSERT, key, raw))
                 res.inserted_ids.append(doc["_id"])
             res.n = len(changes)
-            res.seq = self.commit_batch(ChangeBatch(changes, txn=txn))
+            res.seq = self._apply(c, changes, txn)
         if wait:
             self.wait_durable(res.seq)
         return res
@@ -189,7 +199,7 @@ class WriteOps:
                     self._check_unique(c, doc, key, pending)
                 changes.append(Change(c.uuid, INSERT, key, raw))
                 res.upserted.append((0, doc["_id"]))
-            res.seq = self.commit_batch(ChangeBatch(changes, txn=txn))
+            res.seq = self._apply(c, changes, txn)
         if wait:
             self.wait_durable(res.seq)
         return res
@@ -244,7 +254,7 @@ class WriteOps:
                 key = keystring.encode_key(d["_id"])
                 changes.append(Change(c.uuid, DELETE, key, None, before=raw, desc={"_id": d["_id"]}))
             res.n = len(changes)
-            res.seq = self.commit_batch(ChangeBatch(changes, txn=txn))
+            res.seq = self._apply(c, changes, txn)
         if wait:
             self.wait_durable(res.seq)
         return res
@@ -309,7 +319,7 @@ class WriteOps:
                 out = doc if new else None
             elif not remove:
                 leo["updatedExisting"] = False
-            seq = self.commit_batch(ChangeBatch(changes, txn=txn))
+            seq = self._apply(c, changes, txn)
         if wait:
             self.wait_durable(seq)
         leo["_seq"] = seq
