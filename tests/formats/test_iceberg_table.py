@@ -457,3 +457,12 @@ def test_threads_writing_new_columns_get_distinct_field_ids(storage, ice):
     t.commit(adds=list(files.values()), schema=evolved)
     md = _metadata(storage, 2)
     assert {f["name"]: str(f["id"]).encode() for f in md["schemas"][-1]["fields"] if f["name"] in files} == ids
+
+
+def test_table_at_the_storage_root(storage, ice):
+    t = ice.create_table(storage, "", SCHEMA)
+    _, f = _commit_batch(t, 0)
+    t.commit(removes=[f])
+    fresh = ice.open_table(storage, "")
+    assert fresh.snapshot().files == () and fresh.open_data_file(fresh.snapshot(1).files[0]).read().num_rows == 20
+    assert fresh.vacuum(retention_seconds=0)["files"] == [f.path] and not storage.exists(f.path)

@@ -217,8 +217,9 @@ def find_metadata_version(path: str) -> int | None:
 def relativize(location: str, path: str, root_location: str | None = None) -> str:
     """A path inside the table relative to its root (``data/…``), from an absolute URI."""
     for loc in (location, root_location):
-        if loc and path.startswith(loc.rstrip("/") + "/"):
-            return path[len(loc.rstrip("/")) + 1:]
+        prefix = loc if not loc or loc.endswith("/") else loc + "/"
+        if loc and path.startswith(prefix):
+            return path[len(prefix):]
     if "://" not in path and not path.startswith("/"):
         return path
     for marker in (f"/{DATA_DIR}/", f"/{METADATA_DIR}/"):

@@ -59,11 +59,14 @@ class IcebergTable(Table):
         self._hint_checked = time.monotonic()
 
     # -- paths (also used by commit/maintenance) ---------------------------------------
+    def file_path(self, f: DataFile | str) -> str:
+        return join(self.root, f.path if isinstance(f, DataFile) else f)
+
     def storage_path(self, rel: str) -> str:
         return join(self.root, rel)
 
     def uri(self, rel: str) -> str:
-        return f"{self.location}/{rel}"
+        return self.location + ("" if self.location.endswith("/") else "/") + rel
 
     def metadata_uri(self, version: int) -> str:
         return self.uri(f"{METADATA_DIR}/v{version}.metadata.json")
