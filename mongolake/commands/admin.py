@@ -142,20 +142,25 @@ async def rename_collection(ctx: Ctx) -> dict:
     return {"ok": 1.0}
 
 
+def _mem_bytes(c: Any) -> int:
+    """Bytes of the collection's memtables (writes not flushed to the table yet)."""
+    return sum(m.nbytes for m in c.memtables())
+
+
 def coll_stats(ctx: Ctx, name: str, scale: int = 1) -> dict:
     c = ctx.engine.get_collection(ctx.db, name)
     if c is None:
         raise MongoError(ErrorCode.NamespaceNotFound, f"Collection [{ctx.db}.{name}] not found.")
     n = ctx.engine.count(ctx.db, name)
     snap = c.snapshot
-    size = snap.size_bytes + c.mem_bytes()
+    size = snap.size_bytes + _mem_bytes(c)
     return {"ns": ctx.ns(name), "size": Int64(size // scale), "count": Int64(n),
             "avgObjSize": Int64(size // n if n else 0), "storageSize": Int64(snap.size_bytes // scale),
             "freeStorageSize": Int64(0), "capped": False, "nindexes": len(c.meta.indexes),
             "indexDetails": {}, "totalIndexSize": Int64(0), "totalSize": Int64(snap.size_bytes // scale),
             "indexSizes": {ix["name"]: Int64(0) for ix in c.meta.indexes}, "scaleFactor": scale,
             "mongolake": {"format": c.meta.format, "tableVersion": snap.version, "files": len(snap.files),
-                          "memtableDocuments": len(c.active) + sum(len(m) for m in c.frozen),
+                          "memtableDocuments": sum(len(m) for m in c.memtables()),
                           "path": c.meta.path}}
 
 
@@ -186,7 +191,7 @@ async def db_stats(ctx: Ctx) -> dict:
             continue
         objects += eng.count(ctx.db, m.name)
         storage += c.snapshot.size_bytes
-        size += c.snapshot.size_bytes + c.mem_bytes()
+        size += c.snapshot.size_bytes + _mem_bytes(c)
         nidx += len(m.indexes)
     return {"db": ctx.db, "collections": len(colls), "views": 0, "objects": Int64(objects),
             "avgObjSize": float(size / objects) if objects else 0.0, "dataSize": float(size // scale),
@@ -210,7 +215,7 @@ async def data_size(ctx: Ctx) -> dict:
     if c is None:
         return {"size": Int64(0), "numObjects": Int64(0), "millis": Int64(0), "ok": 1.0}
     n = ctx.engine.count(db, coll)
-    return {"size": Int64(c.snapshot.size_bytes + c.mem_bytes()), "numObjects": Int64(n), "millis": Int64(0),
+    return {"size": Int64(c.snapshot.size_bytes + _mem_bytes(c)), "numObjects": Int64(n), "millis": Int64(0),
             "ok": 1.0}
 
 
