@@ -57,6 +57,9 @@ class Collection:
         out.update(self.active.entries)
         return out
 
+    def mem_bytes(self) -> int:
+        return self.active.nbytes + sum(m.nbytes for m in self.frozen)
+
     def memtables(self) -> list[Memtable]:
         """Oldest first: the frozen ones, then the active one."""
         return [*self.frozen, self.active]
@@ -81,6 +84,3 @@ def get_at(memtables: list[Memtable], key: bytes, upto: int) -> Entry | None:
             if v is not None:
                 return v
     return None
-
-    def mem_bytes(self) -> int:
-        return self.active.nbytes + sum(m.nbytes for m in self.frozen)
