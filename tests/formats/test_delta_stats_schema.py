@@ -10,8 +10,8 @@ import pytest
 from mongolake.formats.base import TableError
 from mongolake.formats.delta.schema import (SchemaEvolutionError, arrow_to_delta, check_evolution, merge, normalize,
                                             schema_from_json, schema_to_json)
-from mongolake.formats.delta.stats import (compute_stats, decode_stats, encode_stats, truncate_max_bytes,
-                                           truncate_max_str)
+from mongolake.formats.delta.stats import decode_stats, encode_stats
+from mongolake.formats.stats import compute_stats, truncate_max_bytes, truncate_max_str
 
 from .conftest import SCHEMA, make_batch
 

@@ -13,7 +13,7 @@ from mongolake.storage import StorageBackend
 
 from .log import join
 from .schema import strip_metadata, arrow_to_delta, delta_to_arrow
-from .stats import BINARY_PREFIX, STRING_PREFIX, compute_stats
+from mongolake.formats.stats import BINARY_PREFIX, STRING_PREFIX, compute_stats
 
 # accepted ``compression`` values -> (pyarrow codec, file-name label)
 CODECS = {"zstd": ("zstd", "zstd"), "snappy": ("snappy", "snappy"), "gzip": ("gzip", "gzip"),

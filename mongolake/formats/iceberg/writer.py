@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mongolake.formats.base import DataFile, TableError
-from mongolake.formats.delta.stats import BINARY_PREFIX, STRING_PREFIX, compute_stats
+from mongolake.formats.stats import BINARY_PREFIX, STRING_PREFIX, compute_stats
 from mongolake.storage import StorageBackend
 
 from .metadata import DATA_DIR, join
