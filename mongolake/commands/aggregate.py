@@ -140,6 +140,9 @@ async def aggregate(ctx: Ctx) -> bytes:
                            batch_size=cursor.get("batchSize") if isinstance(cursor, dict) else None,
                            kind="aggregate")
     check_fields("aggregate", ctx.body, _AGG_FIELDS)
+    from .changestream import is_change_stream, open_change_stream
+    if is_change_stream(ctx.body.get("pipeline")):
+        return await open_change_stream(ctx)
     pl, raw_pipeline, body = _parse(ctx)
     if isinstance(ctx.arg, str):
         check_hint(ctx, ctx.arg, body.get("hint"))

@@ -147,12 +147,21 @@ async def get_more(ctx: Ctx) -> bytes:
     ns = ctx.ns(coll)
     batch_size = int_arg("getMore", ctx.body, "batchSize", 0)
     touch_session(ctx)
-    cur = ctx.state.cursors.get(int(cid), ns)
+    from .changestream import revive
+    cur = revive(ctx.state, int(cid), ns) or ctx.state.cursors.get(int(cid), ns)
     ctx.state.opcounters["getmore"] += 1
     getter = getattr(cur.it, "get_more", None)
     if getter is not None:      # e.g. change streams: may wait for data
-        batch, extra = await getter(batch_size, ctx.body.get("maxTimeMS"))
-        return bsonreply.cursor_reply(batch, cur.id, ns, False, extra)
+        try:
+            batch, extra = await getter(batch_size, ctx.body.get("maxTimeMS"))
+        except BaseException:
+            ctx.state.cursors.kill(cur.id)
+            raise
+        cid_out = cur.id
+        if getattr(cur.it, "finished", False):      # e.g. after a change stream's invalidate event
+            ctx.state.cursors.kill(cur.id)
+            cid_out = 0
+        return bsonreply.cursor_reply(batch, cid_out, ns, False, extra)
     try:
         batch = cur.next_batch(batch_size)
     except BaseException:

@@ -12,6 +12,8 @@ from those files, so resume tokens survive restarts.
 from __future__ import annotations
 
 import asyncio
+import bisect
+import itertools
 import threading
 from collections import deque
 from dataclasses import dataclass
@@ -144,14 +146,35 @@ class ChangeLog:
             oldest = self._ring[0].seq if self._ring else upto + 1
             if after_seq + 1 >= oldest:
                 out: list[ChangeRecord] = []
-                for b in self._ring:           # deque iteration is in seq order
-                    if b.seq <= after_seq:
-                        continue
+                for b in self._ring_from(after_seq):
                     if b.seq > upto or len(out) >= limit:
                         break
                     out.extend(records_of(b))
                 return out
         return self._read_persisted(after_seq, min(upto, oldest - 1), limit) or self.read(oldest - 1, limit)
+
+    def _ring_from(self, after_seq: int) -> Iterable[ChangeBatch]:
+        """The ring's batches with ``seq > after_seq`` in order (lock held). Found by
+        bisection, and walked from whichever end is nearer: a watcher that keeps up
+        reads near the tail, so a read does not cost the whole ring."""
+        ring = self._ring
+        start = bisect.bisect_right(ring, after_seq, key=_batch_seq)
+        n = len(ring)
+        if n - start < start:
+            tail = list(itertools.islice(reversed(ring), n - start))
+            tail.reverse()
+            return tail
+        return itertools.islice(ring, start, None)
+
+    def seq_before_time(self, ts: Timestamp) -> int | None:
+        """The sequence number after which events have a cluster time ``>= ts``, when the
+        ring reaches back that far (its oldest batch is older than ``ts``); else None."""
+        with self._lock:
+            ring = self._ring
+            if not ring or ring[0].cluster_time is None or ring[0].cluster_time >= ts:
+                return None
+            i = bisect.bisect_left(ring, ts, key=_batch_ts)
+            return ring[i - 1].seq
 
     def _read_persisted(self, after_seq: int, upto_seq: int, limit: int) -> list[ChangeRecord]:
         recs: list[ChangeRecord] = []
@@ -173,6 +196,14 @@ class ChangeLog:
         with self._lock:
             self.persisted_seq = max(self.persisted_seq, seq)
             self._evict_locked()
+
+
+def _batch_seq(b: ChangeBatch) -> int:
+    return b.seq
+
+
+def _batch_ts(b: ChangeBatch) -> Timestamp:
+    return b.cluster_time or Timestamp(0, 0)
 
 
 def _resolve(fut: asyncio.Future) -> None:
@@ -233,9 +264,13 @@ def read_change_files(c: "Collection", after_seq: int, upto_seq: int) -> list[Ch
     out: list[ChangeRecord] = []
     for _version, f in changes(since):
         t = c.table.open_data_file(f).read(columns=["_doc"] + [n for n, _ in CHANGE_COLUMNS])
+        pre: dict[tuple[int, int], bytes] = {}     # update pre-images, attached to their post-image row
         for row in t.to_pylist():
             seq = row["_ml_seq"]
-            if not (after_seq < seq <= upto_seq) or row["_change_type"] == "update_preimage":
+            if not (after_seq < seq <= upto_seq):
+                continue
+            if row["_change_type"] == "update_preimage":
+                pre[(seq, row["_ml_index"])] = row["_doc"]
                 continue
             ts = row["_ml_ts"]
             db, _, coll = row["_ml_ns"].partition(".")
@@ -243,8 +278,9 @@ def read_change_files(c: "Collection", after_seq: int, upto_seq: int) -> list[Ch
             txn = bson.decode(row["_ml_txn"], CODEC_OPTIONS) if row["_ml_txn"] else None
             op = row["_ml_op"]
             doc = row["_doc"] if op != DELETE else None
+            before = row["_doc"] if op == DELETE else pre.pop((seq, row["_ml_index"]), None)
             out.append(ChangeRecord(seq, row["_ml_index"], Timestamp(ts >> 32, ts & 0xFFFFFFFF), row["_ml_wall"], op,
-                                    db, coll, c.uuid, doc, row["_doc"] if op == DELETE else None, desc, txn))
+                                    db, coll, c.uuid, doc, before, desc, txn))
     return out
 
 
