@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Awaitable, Callable
 
+from mongolake.engine.txn import CURRENT
 from mongolake.engine.writes import WriteResult
 from mongolake.errors import ErrorCode, MongoError
 from mongolake.query.collation import parse_collation
 
+from . import transactions
 from .args import bool_arg, check_fields, check_sub_fields, doc_arg, type_name
 from .context import Ctx
 from .crud_read import check_hint
@@ -28,12 +30,18 @@ MAX_WRITE_BATCH = 100_000
 async def retryable(ctx: Ctx, run: Callable[[], Awaitable[dict]]) -> dict:
     """Run a write once per (lsid, txnNumber): a retry gets the first reply back.
 
-    The first attempt's reply is kept (one per session, the newest txnNumber) as a
-    future, so a retry that arrives while the first attempt is still waiting for
-    its fsync waits for that same reply instead of writing twice. A first attempt
-    that failed as a whole (an exception, not writeErrors) is forgotten, so its
-    retry runs again. An older txnNumber than the session's newest is refused
-    with TransactionTooOld (225)."""
+    With ``lsid`` + ``txnNumber`` (outside a transaction) the command's statements
+    and the session's record (``config.transactions``: txnNumber and the reply) are
+    committed as one WAL batch (:func:`.transactions.run_recorded`), so the record
+    is durable exactly when the write is and survives restarts. In memory, each
+    session's newest record is a future: a retry that arrives while the first
+    attempt still waits for its fsync waits for that same reply instead of writing
+    twice. A first attempt that failed as a whole (an exception, not writeErrors)
+    wrote nothing and is forgotten, so its retry runs. An older txnNumber than the
+    session's newest is refused with TransactionTooOld (225). Inside a
+    multi-document transaction nothing is recorded: the commit is what counts."""
+    if CURRENT.get() is not None:
+        return await run()
     key = touch_session(ctx)
     txn = ctx.body.get("txnNumber")
     if key is None or txn is None:
@@ -43,21 +51,32 @@ async def retryable(ctx: Ctx, run: Callable[[], Awaitable[dict]]) -> dict:
                          f"BSON field 'txnNumber' is the wrong type '{type_name(txn)}', expected type 'long'")
     if txn < 0:
         raise MongoError(ErrorCode.BadValue, f"TxnNumber cannot be negative, got {txn}")
+    transactions.ensure_started(ctx.state)
     records = ctx.state.retry_results
     prev = records.get(key)
     if prev is not None:
         prev_txn, fut = prev
         if prev_txn == txn:
-            reply = await asyncio.shield(fut)
+            reply, seq = await asyncio.shield(fut)
+            await ctx.durable(seq)
             return dict(reply)
         if prev_txn > txn:
             raise MongoError(ErrorCode.TransactionTooOld,
                              f"Retryable write with txnNumber {txn} is prohibited on session because a newer "
                              f"retryable write with txnNumber {prev_txn} has already started on this session.")
+    cur = transactions.registry(ctx.state).txns.get(key)
+    if cur is not None and cur.number >= txn:
+        if cur.number > txn:
+            raise MongoError(ErrorCode.TransactionTooOld,
+                             f"Retryable write with txnNumber {txn} is prohibited on session because a newer "
+                             f"transaction with txnNumber {cur.number} has already started on this session.")
+        raise MongoError(ErrorCode.ConflictingOperationInProgress,
+                         f"txnNumber {txn} is a multi-document transaction on this session: its commands need "
+                         "autocommit: false")
     fut: asyncio.Future = asyncio.get_running_loop().create_future()
     records[key] = (txn, fut)
     try:
-        reply = await run()
+        reply, seq = transactions.run_recorded(ctx, run)
     except BaseException as e:
         if records.get(key) == (txn, fut):
             del records[key]
@@ -67,7 +86,8 @@ async def retryable(ctx: Ctx, run: Callable[[], Awaitable[dict]]) -> dict:
         else:
             fut.cancel()
         raise
-    fut.set_result(dict(reply))
+    fut.set_result((dict(reply), seq))        # committed: a retry from now on gets this reply
+    await ctx.durable(seq)
     return reply
 
 
@@ -83,6 +103,13 @@ def _list_arg(ctx: Ctx, field: str) -> list:
         raise MongoError(ErrorCode.InvalidLength, f"Write batch sizes must be between 1 and {MAX_WRITE_BATCH}. "
                          f"Got {len(v)} operations.")
     return v
+
+
+def _ordered(ctx: Ctx) -> bool:
+    """The batch's ``ordered``; inside a transaction a batch always stops at its first
+    error (the error aborts the transaction), as in mongod."""
+    ordered = bool_arg(ctx.name, ctx.body, "ordered", True)
+    return ordered or CURRENT.get() is not None
 
 
 def _write_reply(n: int, errors: list[tuple[int, MongoError]], **extra: Any) -> dict:
@@ -166,7 +193,7 @@ async def insert(ctx: Ctx) -> dict:
         if not isinstance(d, dict):
             raise MongoError(ErrorCode.TypeMismatch, f"BSON field 'insert.documents.{i}' is the wrong type "
                              f"'{type_name(d)}', expected type 'object'")
-    ordered = bool_arg("insert", ctx.body, "ordered", True)
+    ordered = _ordered(ctx)
 
     async def run() -> dict:
         res = ctx.engine.insert(ctx.db, coll, docs, ordered=ordered, wait=False)
@@ -223,7 +250,7 @@ async def update(ctx: Ctx) -> dict:
     check_fields("update", ctx.body, _UPDATE_FIELDS)
     coll = ctx.coll_name()
     stmts = _update_statements(ctx, _list_arg(ctx, "updates"))
-    ordered = bool_arg("update", ctx.body, "ordered", True)
+    ordered = _ordered(ctx)
     scope = LetScope.for_command(ctx, ctx.body.get("let"))
 
     async def run() -> dict:
@@ -259,7 +286,7 @@ async def delete(ctx: Ctx) -> dict:
     check_fields("delete", ctx.body, _DELETE_FIELDS)
     coll = ctx.coll_name()
     stmts = _delete_statements(ctx, _list_arg(ctx, "deletes"))
-    ordered = bool_arg("delete", ctx.body, "ordered", True)
+    ordered = _ordered(ctx)
     scope = LetScope.for_command(ctx, ctx.body.get("let"))
 
     async def run() -> dict:

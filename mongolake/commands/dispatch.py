@@ -5,6 +5,9 @@ also does what every command shares: ``$db`` validation, the legacy OP_QUERY
 restriction, unknown vs. not-implemented commands, read/write concern parsing,
 ``writeConcernError`` for concerns one node cannot satisfy, ``$clusterTime``
 gossip, the slow-operation log and the in-memory log ``getLog`` serves.
+Transaction fields (``autocommit``, ``startTransaction``) are checked here and the
+handler runs inside the session's transaction (see :mod:`.transactions`); a
+snapshot read at a past ``atClusterTime`` runs under a history view.
 """
 from __future__ import annotations
 
@@ -18,11 +21,12 @@ from bson.binary import Binary
 from bson.int64 import Int64
 
 from mongolake.engine.catalog import validate_db_name
+from mongolake.engine.txn import using
 from mongolake.errors import ErrorCode, MongoError
 from wire.errors import InvalidRequestError
 from wire.handler import BaseHandler, Reply
 
-from . import bsonreply
+from . import bsonreply, transactions
 from .args import int_arg
 from .concerns import check_read_concern, parse_write_concern
 from .context import Ctx, ServerState
@@ -38,6 +42,7 @@ _ZERO_SIG = {"hash": Binary(b"\x00" * 20), "keyId": Int64(0)}
 _OP_QUERY_COMMANDS = frozenset({"hello", "isMaster", "ismaster", "saslStart", "saslContinue", "authenticate",
                                 "getnonce", "ping", "buildInfo", "buildinfo"})
 UnsupportedOpQueryCommand = 352
+_DROP = object()             # test hook: close the connection instead of replying
 
 
 class _RamLog(logging.Handler):
@@ -97,6 +102,9 @@ class CommandHandler(BaseHandler):
     async def handle(self, conn: Any, request: Any) -> Any:
         try:
             doc = await self._run(conn, request)
+            if doc is _DROP:
+                conn.abort()
+                return None
         except MongoError as e:
             doc = e.to_doc()
             if log.isEnabledFor(logging.DEBUG):
@@ -150,14 +158,13 @@ class CommandHandler(BaseHandler):
         name = next(iter(body))
         cmd = self.commands.get(name)
         if cmd is None:
+            if name == transactions.TEST_HOOK and transactions.test_hooks_enabled():
+                return await transactions.test_hook(Ctx(self.state, conn, db, body, name, request))
             if name in NOT_IMPLEMENTED:
                 raise MongoError(ErrorCode.NotImplemented, f"{name}: {NOT_IMPLEMENTED[name]}")
             raise MongoError(ErrorCode.CommandNotFound, f"no such command: '{name}'")
         if cmd.admin_only and db != "admin":
             raise MongoError(ErrorCode.Unauthorized, f"{name} may only be run against the admin database.")
-        if body.get("autocommit") is False or body.get("startTransaction"):
-            raise MongoError(ErrorCode.NotImplemented,
-                             "multi-document transactions are not supported yet by MongoLake")
         st = self.state
         ctx = Ctx(st, conn, db, body, name, request)
         check_read_concern(body.get("readConcern"))
@@ -167,6 +174,9 @@ class CommandHandler(BaseHandler):
         st.opcounters["command"] += 1
         if "lsid" in body:
             touch_session(ctx)
+            transactions.ensure_started(st)
+        stx = transactions.prepare(ctx, cmd)
+        history = await transactions.read_concern(ctx)
         ctx.opid = st.next_opid()
         t0 = time.perf_counter()
         st.ops[ctx.opid] = {"opid": ctx.opid, "ns": db, "command": {name: body.get(name), "$db": db},
@@ -174,7 +184,13 @@ class CommandHandler(BaseHandler):
                             "connectionId": conn.id, "name": name,
                             "appName": (conn.state.get("client") or {}).get("application", {}).get("name")}
         try:
-            result = await cmd.handler(ctx)
+            if stx is not None:
+                result = await transactions.run_in_transaction(ctx, cmd, stx)
+            elif history is not None:
+                with using(history):
+                    result = await cmd.handler(ctx)
+            else:
+                result = await cmd.handler(ctx)
         finally:
             st.ops.pop(ctx.opid, None)
             st.killed_ops.discard(ctx.opid)
@@ -182,6 +198,8 @@ class CommandHandler(BaseHandler):
             wce = ctx.wc.error()
             if wce is not None:
                 result["writeConcernError"] = wce
+        if transactions.drop_reply(st, name):
+            return _DROP
         ms = (time.perf_counter() - t0) * 1000
         if ms >= st.slow_ms and name not in ("hello", "isMaster", "ismaster"):
             log.info("slow operation: %s on %s took %.1f ms", name, db, ms)

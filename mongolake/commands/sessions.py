@@ -1,4 +1,10 @@
-"""Logical sessions: startSession, endSessions, refreshSessions, killSessions."""
+"""Logical sessions: startSession, endSessions, refreshSessions, killSessions.
+
+A session is known by its ``lsid`` and lives 30 minutes after its last use
+(``logicalSessionTimeoutMinutes``). Ending, killing or expiring a session aborts
+its open transaction and forgets its retryable-write records (in memory and in
+``config.transactions``). Transactions themselves: :mod:`.transactions`.
+"""
 from __future__ import annotations
 
 import time
@@ -24,11 +30,17 @@ _SWEEP_EVERY = 1024
 _touches = 0
 
 
-def forget_sessions(state: object, keys: set) -> None:
-    """Drop sessions and their retryable-write records."""
+def forget_sessions(state: object, keys: set, lsids: list | None = None) -> None:
+    """Drop sessions, abort their transactions, forget their retryable-write records
+    (``lsids``: the session ids as sent, to delete the persisted records too)."""
+    from . import transactions
+    transactions.end_sessions(state, keys)    # type: ignore[arg-type]
     for k in keys:
         state.sessions.pop(k, None)           # type: ignore[attr-defined]
         state.retry_results.pop(k, None)      # type: ignore[attr-defined]
+    if lsids is None:
+        lsids = [{"id": Binary(k, 4)} for k in keys if isinstance(k, bytes)]
+    transactions.delete_records(state, lsids)   # type: ignore[arg-type]
 
 
 def expire_sessions(state: object, now: float | None = None) -> int:
@@ -66,7 +78,8 @@ def _session_list(ctx: Ctx) -> list:
 
 @command("endSessions", help="End logical sessions (their cursors stay until exhausted or timed out).")
 async def end_sessions(ctx: Ctx) -> dict:
-    forget_sessions(ctx.state, {lsid_key(s) for s in _session_list(ctx)})
+    sessions = _session_list(ctx)
+    forget_sessions(ctx.state, {lsid_key(s) for s in sessions}, sessions)
     return {"ok": 1.0}
 
 
@@ -82,29 +95,21 @@ async def refresh_sessions(ctx: Ctx) -> dict:
 
 @command("killSessions", help="Kill logical sessions and their cursors.")
 async def kill_sessions(ctx: Ctx) -> dict:
-    keys = {lsid_key(s) for s in _session_list(ctx)}
-    forget_sessions(ctx.state, keys)
+    sessions = _session_list(ctx)
+    keys = {lsid_key(s) for s in sessions}
+    forget_sessions(ctx.state, keys, sessions)
     ctx.state.cursors.kill_for_sessions(keys)
     return {"ok": 1.0}
 
 
 @command("killAllSessions", help="Kill every logical session.")
 async def kill_all_sessions(ctx: Ctx) -> dict:
-    keys = set(ctx.state.sessions) | set(ctx.state.retry_results)
+    from .transactions import registry
+    keys = set(ctx.state.sessions) | set(ctx.state.retry_results) | set(registry(ctx.state).txns)
     forget_sessions(ctx.state, keys)
     ctx.state.cursors.kill_for_sessions(keys)
     return {"ok": 1.0}
 
 
-@command("commitTransaction", help="Not supported yet: transactions are a planned feature.", admin_only=True)
-async def commit_transaction(ctx: Ctx) -> dict:
-    raise MongoError(ErrorCode.NoSuchTransaction, "Given transaction number does not match any in-progress "
-                     "transactions (multi-document transactions are not supported yet)",
-                     labels=["TransientTransactionError"])
-
-
-@command("abortTransaction", help="Not supported yet: transactions are a planned feature.", admin_only=True)
-async def abort_transaction(ctx: Ctx) -> dict:
-    raise MongoError(ErrorCode.NoSuchTransaction, "Given transaction number does not match any in-progress "
-                     "transactions (multi-document transactions are not supported yet)",
-                     labels=["TransientTransactionError"])
+# commitTransaction / abortTransaction live there (imported last: it imports this module)
+from . import transactions  # noqa: E402,F401

@@ -1,0 +1,486 @@
+"""Multi-document transactions over the wire, and the persistent session records.
+
+A transaction belongs to a logical session (``lsid``) and a ``txnNumber``. Its
+first command carries ``startTransaction: true, autocommit: false`` (and the only
+allowed ``readConcern``); every later one ``autocommit: false`` and the same
+number; ``commitTransaction``/``abortTransaction`` (admin) end it. :func:`prepare`
+checks a command's transaction fields at dispatch and finds or begins the
+session's :class:`SessionTxn`; :func:`run_in_transaction` runs the handler with the
+engine transaction as the current one (``mongolake.engine.txn.using``), so reads
+see the snapshot plus the transaction's own writes and writes are buffered.
+
+Session records (``config.transactions``, one document per session: ``txnNum``,
+``lastWriteDate`` and the retryable write's ``reply`` or ``state: "committed"``)
+are written in the same WAL batch as the write or commit they describe, so after
+a restart a retried write is answered from its record instead of being applied
+again, and a retried commit answers ok. They are loaded once at startup
+(:func:`ensure_started`) and swept after the session timeout.
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+from bson.int64 import Int64
+from bson.timestamp import Timestamp
+
+from mongolake.engine.txn import TRANSIENT, Transaction, using, write_conflict
+from mongolake.errors import ErrorCode, MongoError
+
+from .args import type_name
+from .context import Ctx, ServerState
+from .registry import Command, command
+from .sessions import SESSION_TIMEOUT, expire_sessions, lsid_key
+
+log = logging.getLogger("mongolake.commands")
+
+RECORDS_DB, RECORDS_COLL = "config", "transactions"
+# what mongod runs inside a transaction (anything else: OperationNotSupportedInTransaction)
+TXN_COMMANDS = frozenset({"find", "getMore", "killCursors", "insert", "update", "delete", "findAndModify",
+                          "findandmodify", "aggregate", "distinct", "create", "createIndexes", "bulkWrite",
+                          "commitTransaction", "abortTransaction"})
+# informational commands mongod also accepts with the transaction fields (they leave it alone)
+INFO_COMMANDS = frozenset({"hello", "isMaster", "ismaster", "buildInfo", "buildinfo", "connectionStatus", "ping"})
+END_COMMANDS = frozenset({"commitTransaction", "abortTransaction"})
+_TXN_READ_LEVELS = ("local", "majority", "snapshot")
+_CURSOR_COMMANDS = frozenset({"find", "aggregate"})
+
+
+@dataclass
+class SessionTxn:
+    """The newest transaction of one session."""
+    number: int
+    tx: Transaction | None
+    state: str = "in_progress"          # in_progress / committed / aborted
+    commit_seq: int = 0
+    cursors: set[int] = field(default_factory=set)
+    created: set[tuple[str, str]] = field(default_factory=set)
+
+    @property
+    def current_state(self) -> str:
+        if self.state == "in_progress" and self.tx is not None and self.tx.state == "aborted":
+            self.state = "aborted"      # a write conflict or the lifetime limit ended it in the engine
+        return self.state
+
+
+class _Registry:
+    """Per-server transaction state (attached to the ServerState on first use)."""
+
+    def __init__(self) -> None:
+        self.txns: dict[Any, SessionTxn] = {}
+        self.loaded = False
+        self.reaper: asyncio.Task | None = None
+        self.close_after: dict[str, int] = {}      # test hook: command name -> replies to drop
+
+
+def registry(state: ServerState) -> _Registry:
+    reg = getattr(state, "_ml_txn_registry", None)
+    if reg is None:
+        reg = _Registry()
+        state._ml_txn_registry = reg            # type: ignore[attr-defined]
+    return reg
+
+
+# -- session records -----------------------------------------------------------------------
+def record_id(lsid: dict) -> dict:
+    return {"id": lsid.get("id")}
+
+
+def record_doc(lsid: dict, number: int, **fields: Any) -> dict:
+    return {"_id": record_id(lsid), "txnNum": Int64(number),
+            "lastWriteDate": dt.datetime.now(dt.timezone.utc).replace(microsecond=0), **fields}
+
+
+def ensure_started(state: ServerState) -> None:
+    """Load the persisted session records (once) and start the reaper task."""
+    reg = registry(state)
+    if not reg.loaded:
+        reg.loaded = True
+        _load_records(state)
+    if reg.reaper is None or reg.reaper.done():
+        try:
+            reg.reaper = asyncio.get_running_loop().create_task(_reap_loop(state))
+        except RuntimeError:        # no running loop (unit tests calling handlers directly)
+            pass
+
+
+def _load_records(state: ServerState) -> None:
+    eng = state.engine
+    if eng.get_collection(RECORDS_DB, RECORDS_COLL) is None:
+        return
+    reg = registry(state)
+    loop = asyncio.get_event_loop()
+    n = 0
+    for d in eng.find(RECORDS_DB, RECORDS_COLL, {}, as_raw=False):
+        key = lsid_key(d.get("_id"))
+        num = d.get("txnNum")
+        if key is None or not isinstance(num, int):
+            continue
+        when = d.get("lastWriteDate")
+        state.sessions.setdefault(key, when.timestamp() if isinstance(when, dt.datetime) else time.time())
+        if d.get("state") == "committed":
+            reg.txns[key] = SessionTxn(int(num), None, "committed")
+        elif isinstance(d.get("reply"), dict):
+            fut = loop.create_future()
+            fut.set_result((dict(d["reply"]), 0))
+            state.retry_results[key] = (int(num), fut)
+        n += 1
+    if n:
+        log.info("loaded %d session records", n)
+
+
+def delete_records(state: ServerState, lsids: list[dict]) -> None:
+    eng = state.engine
+    ids = [record_id(s) for s in lsids if isinstance(s, dict)]
+    if ids and eng.get_collection(RECORDS_DB, RECORDS_COLL) is not None:
+        eng.delete(RECORDS_DB, RECORDS_COLL, {"_id": {"$in": ids}}, wait=False)
+
+
+def sweep_records(state: ServerState, now: float | None = None) -> int:
+    """Delete session records older than the session timeout."""
+    eng = state.engine
+    if eng.get_collection(RECORDS_DB, RECORDS_COLL) is None:
+        return 0
+    now = time.time() if now is None else now
+    cutoff = dt.datetime.fromtimestamp(now - SESSION_TIMEOUT, dt.timezone.utc)
+    return eng.delete(RECORDS_DB, RECORDS_COLL, {"lastWriteDate": {"$lt": cutoff}}, wait=False).n
+
+
+async def _reap_loop(state: ServerState) -> None:
+    ticks = 0
+    while True:
+        await asyncio.sleep(1.0)
+        ticks += 1
+        try:
+            sync_lifetime(state)
+            state.engine.txns.expire()
+            if ticks % 60 == 0:
+                expire_sessions(state)
+                sweep_records(state)
+        except Exception:      # noqa: BLE001 - the reaper must survive
+            log.exception("transaction reaper failed")
+
+
+def sync_lifetime(state: ServerState) -> None:
+    v = state.parameters.get("transactionLifetimeLimitSeconds", 60)
+    if isinstance(v, (int, float)) and v > 0:
+        state.engine.txns.lifetime = float(v)
+
+
+def run_recorded(ctx: Ctx, run: Callable[[], Awaitable[dict]]) -> tuple[dict, int]:
+    """Run a retryable write command's statements as one capture and commit them in
+    one batch together with the session's record (the reply). ``run`` must not
+    suspend before its reply (writes inside a capture return seq 0, so waiting for
+    durability is a no-op there). Returns ``(reply, seq)``."""
+    eng = ctx.engine
+    cap = eng.txns.capture()
+    coro = run()
+    with eng.lock, using(cap):
+        try:
+            coro.send(None)
+        except StopIteration as stop:
+            reply = stop.value
+        else:
+            coro.close()
+            raise MongoError(ErrorCode.InternalError, f"{ctx.name}: a retryable write suspended while applying")
+        eng.txns.put_document(cap, RECORDS_DB, RECORDS_COLL,
+                              record_doc(ctx.body["lsid"], int(ctx.body["txnNumber"]), reply=reply))
+    return reply, eng.txns.commit_capture(cap)
+
+
+# -- transaction fields at dispatch -------------------------------------------------------
+def _bad(msg: str) -> MongoError:
+    return MongoError(ErrorCode.InvalidOptions, msg)
+
+
+def _no_such(n: int, msg: str | None = None) -> MongoError:
+    return MongoError(ErrorCode.NoSuchTransaction,
+                      msg or f"Given transaction number {n} does not match any in-progress transactions.",
+                      labels=TRANSIENT)
+
+
+def prepare(ctx: Ctx, cmd: Command) -> SessionTxn | None:
+    """Check the transaction fields of a command; begin or find its transaction.
+    None: the command does not run in a transaction."""
+    b = ctx.body
+    has_ac = "autocommit" in b
+    start = b.get("startTransaction")
+    if not has_ac:
+        if "startTransaction" in b:
+            raise _bad("Specifying startTransaction requires autocommit:false")
+        if ctx.name in END_COMMANDS:
+            raise _bad(f"{ctx.name} must be run within a transaction (lsid, txnNumber, autocommit: false)")
+        return None
+    if b["autocommit"] is not False:
+        raise _bad("Specifying autocommit=true is not allowed.")
+    if "lsid" not in b:
+        raise _bad("Transaction number requires a session ID to also be specified")
+    n = b.get("txnNumber")
+    if n is None:
+        raise _bad("'autocommit' field requires a transaction number to also be specified")
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise MongoError(ErrorCode.TypeMismatch,
+                         f"BSON field 'txnNumber' is the wrong type '{type_name(n)}', expected type 'long'")
+    if start is not None and start is not True:
+        raise _bad("Specifying startTransaction=false is not allowed.")
+    if not ctx.state.is_replset:
+        raise MongoError(ErrorCode.IllegalOperation,
+                         "Transaction numbers are only allowed on a replica set member or mongos")
+    name = ctx.name
+    if name in INFO_COMMANDS and not start:
+        return None
+    if name not in TXN_COMMANDS:
+        raise MongoError(ErrorCode.OperationNotSupportedInTransaction,
+                         f"Cannot run '{name}' in a multi-document transaction.")
+    if name not in END_COMMANDS:
+        if ctx.db in ("admin", "config", "local") and name != "bulkWrite":
+            raise MongoError(ErrorCode.OperationNotSupportedInTransaction,
+                             f"Cannot run command against the '{ctx.db}' database in a transaction.")
+        if "writeConcern" in b:
+            raise _bad("Cannot set write concern after starting a transaction.")
+    key = lsid_key(b["lsid"])
+    reg = registry(ctx.state)
+    ensure_started(ctx.state)
+    cur = reg.txns.get(key)
+    n = int(n)
+    if start:
+        if name in END_COMMANDS:
+            raise _bad(f"{name} may not start a transaction")
+        _check_newer(ctx, key, cur, n)
+        rc = b.get("readConcern")
+        _txn_read_concern(ctx, rc)
+        if cur is not None and cur.current_state == "in_progress":
+            end_transaction(ctx.state, cur, abort=True)
+        sync_lifetime(ctx.state)
+        tx = ctx.engine.begin_transaction(info={"lsid": b["lsid"], "txnNumber": Int64(n)})
+        cur = reg.txns[key] = SessionTxn(n, tx)
+        return cur
+    if cur is None or n > cur.number:
+        raise _no_such(n)
+    if n < cur.number:
+        raise MongoError(ErrorCode.TransactionTooOld, f"Cannot run a command with txnNumber {n} on session "
+                         f"because a newer transaction with txnNumber {cur.number} has already started.")
+    if "readConcern" in b:
+        raise _bad("Only the first command in a transaction may specify a readConcern")
+    if name not in END_COMMANDS:
+        st = cur.current_state
+        if st == "aborted":
+            raise _no_such(n, f"Transaction with txnNumber {n} has been aborted.")
+        if st == "committed":
+            raise MongoError(ErrorCode.TransactionCommitted, f"Transaction with txnNumber {n} has been committed.")
+    return cur
+
+
+def _check_newer(ctx: Ctx, key: Any, cur: SessionTxn | None, n: int) -> None:
+    used = []
+    if cur is not None:
+        used.append(cur.number)
+    rec = ctx.state.retry_results.get(key)
+    if rec is not None:
+        used.append(rec[0])
+    if not used:
+        return
+    top = max(used)
+    if n < top:
+        raise MongoError(ErrorCode.TransactionTooOld, f"Cannot start transaction {n} on session because a newer "
+                         f"transaction with txnNumber {top} has already started.")
+    if n == top:
+        raise MongoError(ErrorCode.ConflictingOperationInProgress,
+                         f"Cannot start a transaction with txnNumber {n}: it has already been used on this session.")
+
+
+def _txn_read_concern(ctx: Ctx, rc: Any) -> None:
+    if not isinstance(rc, dict):
+        return
+    level = rc.get("level", "local")
+    if level not in _TXN_READ_LEVELS:
+        raise _bad("The readConcern level must be either 'local' (default), 'majority' or 'snapshot' in order "
+                   "to run in a transaction.")
+    at = rc.get("atClusterTime")
+    if at is not None:
+        if level != "snapshot":
+            raise _bad("atClusterTime is only allowed with readConcern level snapshot")
+        if not isinstance(at, Timestamp):
+            raise MongoError(ErrorCode.TypeMismatch, "atClusterTime must be a Timestamp")
+        now = ctx.engine.cluster_time
+        if at > now:
+            raise _bad(f"readConcern atClusterTime value {at} must not be greater than the current clusterTime {now}")
+        if at < now:
+            raise MongoError(ErrorCode.NotImplemented, "a transaction reading at a past atClusterTime is not "
+                             "supported by MongoLake (a transaction reads the latest snapshot; use snapshot reads "
+                             "with atClusterTime outside a transaction for time travel)")
+
+
+def end_transaction(state: ServerState, cur: SessionTxn, *, abort: bool) -> None:
+    """Abort an in-progress transaction (``abort``) and close its cursors."""
+    if abort and cur.current_state == "in_progress":
+        if cur.tx is not None:
+            state.engine.abort_transaction(cur.tx)
+        cur.state = "aborted"
+    for cid in cur.cursors:
+        state.cursors.kill(cid)
+    cur.cursors.clear()
+
+
+def end_sessions(state: ServerState, keys: set) -> None:
+    """Abort the in-progress transactions of ending / killed / expired sessions."""
+    reg = registry(state)
+    for k in keys:
+        cur = reg.txns.pop(k, None)
+        if cur is not None:
+            end_transaction(state, cur, abort=True)
+
+
+async def run_in_transaction(ctx: Ctx, cmd: Command, cur: SessionTxn) -> Any:
+    """Run ``cmd`` inside ``cur``'s engine transaction. Any failure aborts the
+    transaction, as in mongod; so do write errors (reported in writeErrors, the batch
+    stopped at the first one). A write conflict swallowed into a write error is
+    answered as the WriteConflict (112, TransientTransactionError) it is."""
+    if ctx.name in END_COMMANDS:
+        return await cmd.handler(ctx)
+    tx = cur.tx
+    before = set(ctx.state.cursors.cursors) if ctx.name in _CURSOR_COMMANDS else None
+    try:
+        with using(tx):
+            result = await cmd.handler(ctx)
+    except BaseException as e:
+        end_transaction(ctx.state, cur, abort=True)
+        if isinstance(e, MongoError) and e.code in (ErrorCode.WriteConflict, ErrorCode.NoSuchTransaction) \
+                and "TransientTransactionError" not in e.labels:
+            e.labels.append("TransientTransactionError")
+        raise
+    if tx is not None and tx.state == "aborted":
+        end_transaction(ctx.state, cur, abort=True)
+        raise write_conflict()
+    if isinstance(result, dict) and (result.get("writeErrors") or result.get("nErrors")):
+        end_transaction(ctx.state, cur, abort=True)
+    if before is not None:
+        cur.cursors.update(set(ctx.state.cursors.cursors) - before)
+    return result
+
+
+# -- commit / abort ---------------------------------------------------------------------------
+def _session_txn(ctx: Ctx) -> SessionTxn:
+    key = lsid_key(ctx.body.get("lsid"))
+    n = int(ctx.body["txnNumber"])
+    cur = registry(ctx.state).txns.get(key)
+    if cur is None or cur.number != n:
+        raise _no_such(n)
+    return cur
+
+
+@command("commitTransaction", help="Commit the session's transaction (atomically, one WAL batch).",
+         admin_only=True, write=True)
+async def commit_transaction(ctx: Ctx) -> dict:
+    cur = _session_txn(ctx)
+    st = cur.current_state
+    if st == "committed":               # a retried commit: same answer, once durable
+        await ctx.durable(cur.commit_seq)
+        return {"ok": 1.0}
+    if st == "aborted":
+        raise _no_such(cur.number, f"Transaction with txnNumber {cur.number} has been aborted.")
+    tx = cur.tx
+    eng = ctx.engine
+    try:
+        if tx is not None and tx.changes:
+            with using(tx):
+                eng.txns.put_document(tx, RECORDS_DB, RECORDS_COLL,
+                                      record_doc(ctx.body["lsid"], cur.number, state="committed"))
+        seq = eng.commit_transaction(tx, wait=False) if tx is not None else 0
+    except BaseException:
+        end_transaction(ctx.state, cur, abort=True)
+        raise
+    cur.state, cur.commit_seq = "committed", seq
+    cur.tx = None
+    end_transaction(ctx.state, cur, abort=False)
+    await ctx.durable(seq)
+    return {"ok": 1.0}
+
+
+@command("abortTransaction", help="Abort the session's transaction (nothing of it remains).", admin_only=True,
+         write=True)
+async def abort_transaction(ctx: Ctx) -> dict:
+    cur = _session_txn(ctx)
+    st = cur.current_state
+    if st == "committed":
+        raise MongoError(ErrorCode.TransactionCommitted,
+                         f"Transaction with txnNumber {cur.number} has been committed.")
+    if st == "aborted":
+        raise _no_such(cur.number, f"Transaction with txnNumber {cur.number} has been aborted.")
+    end_transaction(ctx.state, cur, abort=True)
+    cur.tx = None
+    return {"ok": 1.0}
+
+
+# -- read concern outside transactions ------------------------------------------------------
+async def read_concern(ctx: Ctx) -> Transaction | None:
+    """``afterClusterTime`` (causal consistency: one node's writes are visible at
+    once, so this checks the time is not in the future) and snapshot reads at
+    ``atClusterTime`` (time travel: returns the history view to read under)."""
+    rc = ctx.body.get("readConcern")
+    if not isinstance(rc, dict):
+        return None
+    now = ctx.engine.cluster_time
+    after = rc.get("afterClusterTime")
+    if after is not None:
+        if not isinstance(after, Timestamp):
+            raise MongoError(ErrorCode.TypeMismatch, "afterClusterTime must be a Timestamp")
+        if rc.get("level") == "available":
+            raise _bad("afterClusterTime is not allowed for readConcern level available")
+        if after > now:
+            raise _bad(f"readConcern afterClusterTime value {after} must not be greater than the current "
+                       f"clusterTime {now}")
+    at = rc.get("atClusterTime")
+    if at is None:
+        return None
+    if rc.get("level") != "snapshot":
+        raise _bad("atClusterTime is only allowed with readConcern level snapshot")
+    if after is not None:
+        raise _bad("Specifying a timestamp for readConcern snapshot in a causally consistent session is not "
+                   "allowed")
+    if not isinstance(at, Timestamp):
+        raise MongoError(ErrorCode.TypeMismatch, "atClusterTime must be a Timestamp")
+    if at > now:
+        raise _bad(f"readConcern atClusterTime value {at} must not be greater than the current clusterTime {now}")
+    if at == now or ctx.name not in _HISTORY_COMMANDS:
+        return None
+    return ctx.engine.txns.at_cluster_time(at)
+
+
+_HISTORY_COMMANDS = frozenset({"find", "aggregate", "count", "distinct"})
+
+
+# -- a test-only hook -------------------------------------------------------------------------
+TEST_HOOK = "_mongolakeTestHook"
+
+
+def test_hooks_enabled() -> bool:
+    return os.environ.get("MONGOLAKE_TEST_HOOKS") == "1"
+
+
+async def test_hook(ctx: Ctx) -> dict:
+    """``{_mongolakeTestHook: 1, closeConnectionAfter: {<command>: <times>}}`` (only when the
+    server runs with ``MONGOLAKE_TEST_HOOKS=1``; not a registered command): the next
+    ``times`` runs of ``<command>`` are applied, then the connection is closed instead
+    of replying — what a network failure after a write looks like to a driver."""
+    spec = ctx.body.get("closeConnectionAfter") or {}
+    if not isinstance(spec, dict):
+        raise MongoError(ErrorCode.TypeMismatch, "closeConnectionAfter must be an object")
+    reg = registry(ctx.state)
+    for k, v in spec.items():
+        reg.close_after[k] = int(v)
+    return {"ok": 1.0}
+
+
+def drop_reply(state: ServerState, name: str) -> bool:
+    """True when the test hook asks to close the connection instead of replying."""
+    reg = getattr(state, "_ml_txn_registry", None)
+    if reg is None or not reg.close_after.get(name):
+        return False
+    reg.close_after[name] -= 1
+    return True
