@@ -1,80 +1,159 @@
-"""The ``mongolake`` command line."""
+"""The ``mongolake`` command line: ``serve`` (the default) and the admin commands.
+
+Every option comes from :mod:`mongolake.config` (flag > ``MONGOLAKE_*`` > the
+``--config`` TOML file > default). Exit status: 0 success, 1 failure, 2 invalid
+configuration or usage (unknown option, bad value, bad URL, unwritable folder,
+unreachable S3), 3 the store is in use by another process.
+"""
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
-import os
 import sys
+from typing import Any
 
-OPTIONS = [
-    # (flag, dest, type, default, help)
-    ("--host", "host", str, "127.0.0.1", "address to listen on"),
-    ("--port", "port", int, 27017, "TCP port (0 = any free port)"),
-    ("--storage", "storage", str, "./.mongolake", "where tables live: a path, file://, memory:// or s3://bucket/prefix"),
-    ("--format", "format", str, "delta", "table format of new collections: delta or iceberg"),
-    ("--wal-dir", "wal_dir", str, None, "local folder of the write-ahead log (default: <storage>/_mongolake/wal)"),
-    ("--replset", "replset", str, "rs0", "replica-set name reported by hello"),
-    ("--advertise", "advertise", str, None, "host:port reported in hello's hosts (default: host:port)"),
-    ("--sync", "sync", str, "always", "WAL durability: always (fsync before ack), interval, none"),
-    ("--flush-interval", "flush_interval", float, 30.0, "seconds between background flushes"),
-    ("--memtable-size", "memtable_mb", int, 64, "MB of memtable before a flush"),
-    ("--cache-size", "cache_mb", int, 256, "MB of the row-group / key cache"),
-    ("--compression", "compression", str, "zstd", "Parquet codec: zstd, snappy, gzip, lz4, none"),
-    ("--log-level", "log_level", str, "info", "debug, info, warning, error"),
-]
+from mongolake import config as _config
+from mongolake.config import OPTIONS, ConfigError
+
+log = logging.getLogger("mongolake")
+
+EXIT_FAILURE, EXIT_CONFIG, EXIT_LOCKED = 1, 2, 3
 
 
-def _env_default(dest: str, typ: type, default):
-    v = os.environ.get("MONGOLAKE_" + dest.upper())
-    if v is None:
-        return default
-    try:
-        return typ(v)
-    except ValueError:
-        raise SystemExit(f"mongolake: bad value for MONGOLAKE_{dest.upper()}: {v!r}")
+def _add_options(p: argparse.ArgumentParser, *, admin: bool) -> None:
+    p.add_argument("--config", default=None, metavar="FILE",
+                   help=f"TOML config file (env {_config.CONFIG_ENV}); flags > env > file > defaults")
+    groups: dict[str, Any] = {}
+    for opt in OPTIONS:
+        if admin and (not opt.admin or opt.name == "storage"):
+            continue
+        g = groups.get(opt.group)
+        if g is None:
+            g = groups[opt.group] = p.add_argument_group(_config.GROUPS[opt.group])
+        hlp = f"{opt.help} [env {opt.env}]".replace("%", "%%")
+        if opt.kind == "bool":
+            g.add_argument(opt.flag, dest=opt.name, action=argparse.BooleanOptionalAction,
+                           default=argparse.SUPPRESS, help=hlp)
+        else:
+            metavar = "{" + ",".join(opt.choices) + "}" if opt.kind == "choice" else opt.kind.upper()
+            g.add_argument(opt.flag, dest=opt.name, default=argparse.SUPPRESS, metavar=metavar, help=hlp)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mongolake", description="MongoDB-wire-compatible server over Delta/Iceberg tables")
-    sub = p.add_subparsers(dest="cmd")
-    s = sub.add_parser("serve", help="run the server")
-    for flag, dest, typ, default, hlp in OPTIONS:
-        s.add_argument(flag, dest=dest, type=typ, default=_env_default(dest, typ, default),
-                       help=f"{hlp} (env MONGOLAKE_{dest.upper()}; default {default})")
-    s.add_argument("--standalone", action="store_true", help="report a standalone server instead of a replica set")
+    from mongolake import admin
+
+    p = argparse.ArgumentParser(prog="mongolake",
+                                description="MongoDB-wire-compatible server over Delta Lake / Iceberg tables")
+    sub = p.add_subparsers(dest="cmd", metavar="COMMAND")
+    s = sub.add_parser("serve", help="run the server (the default command)")
+    _add_options(s, admin=False)
+    for name, (hlp, add_args) in admin.COMMANDS.items():
+        a = sub.add_parser(name, help=hlp, description=hlp)
+        add_args(a)
+        if name != "ping":
+            _add_options(a, admin=True)
     return p
+
+
+def _flags(args: argparse.Namespace) -> dict[str, Any]:
+    return {o.name: getattr(args, o.name) for o in OPTIONS if hasattr(args, o.name)}
+
+
+def _fail(code: int, msg: str) -> int:
+    print(f"mongolake: {msg}", file=sys.stderr)
+    return code
+
+
+def load_config(args: argparse.Namespace, *, admin: bool) -> _config.Config:
+    """Resolve the configuration of a parsed command line and set up logging."""
+    from mongolake import logs
+
+    flags = _flags(args)
+    if admin and getattr(args, "storage_url", None) is not None:
+        flags["storage"] = args.storage_url
+    cfg = _config.load(flags, config_file=args.config)
+    try:
+        logs.setup(cfg.log_level, cfg.log_format, cfg.log_file)
+    except OSError as e:
+        raise ConfigError(f"log_file {cfg.log_file!r} is not writable: {e.strerror or e}") from None
+    for name in _config.unknown_env():
+        log.warning("%s", _config.unknown_env_message(name))
+    return cfg
+
+
+def open_store(cfg: _config.Config, *, role: str):
+    """Check the environment, open the storage and take the store lock.
+    Returns ``(storage, wal_dir, lock)``."""
+    from mongolake.lock import StoreLock
+    from mongolake.storage import open_storage
+
+    _config.check_environment(cfg)
+    try:
+        storage = open_storage(cfg.storage, **cfg.storage_options())
+    except ValueError as e:
+        raise ConfigError(f"storage {cfg.storage!r}: {e}") from None
+    wal_dir = cfg.wal_dir or _config.default_wal_dir(cfg.storage)
+    lock = StoreLock(storage, wal_dir, role=role).acquire()
+    return storage, wal_dir, lock
+
+
+def make_engine(cfg: _config.Config, storage: Any, wal_dir: str, **overrides: Any):
+    from mongolake.engine import Engine
+
+    kw = dict(wal_dir=wal_dir, table_format=cfg.format, sync=cfg.get("sync", "always"),
+              flush_interval=cfg.get("flush_interval", 30.0), memtable_bytes=cfg.get("memtable_size", 64) << 20,
+              cache_bytes=cfg.cache_size << 20, compression=cfg.compression, row_group_rows=cfg.row_group_rows,
+              file_rows=cfg.file_rows)
+    kw.update(overrides)
+    return Engine(storage, **kw)
+
+
+def _serve(args: argparse.Namespace, argv: list[str]) -> int:
+    from mongolake.commands.context import ServerOptions
+    from mongolake.lock import StoreInUseError
+    from mongolake.server import serve
+
+    try:
+        cfg = load_config(args, admin=False)
+        storage, wal_dir, lock = open_store(cfg, role="server")
+    except ConfigError as e:
+        return _fail(EXIT_CONFIG, f"configuration error: {e}")
+    except StoreInUseError as e:
+        return _fail(EXIT_LOCKED, str(e))
+    try:
+        engine = make_engine(cfg, storage, wal_dir)
+    except (ValueError, OSError) as e:
+        lock.release()
+        return _fail(EXIT_CONFIG, f"configuration error: {e}")
+    parsed = {k: v for k, v in cfg.as_dict().items() if v is not None}
+    opts = ServerOptions(host=cfg.host, port=cfg.port, replset=None if cfg.standalone else cfg.replset,
+                         advertise=cfg.advertise, argv=["mongolake", *argv], parsed=parsed)
+    log.info("configuration: %s", ", ".join(f"{k}={v}" for k, v in sorted(parsed.items())
+                                            if cfg.sources.get(k) != "default"),
+             extra={"attr": {"options": parsed, "configFile": cfg.config_file}})
+    try:
+        asyncio.run(serve(engine, opts, config=cfg, lock=lock))
+    except KeyboardInterrupt:
+        pass
+    except OSError as e:        # e.g. the port is taken
+        lock.release()
+        return _fail(EXIT_FAILURE, f"cannot serve on {cfg.host}:{cfg.port}: {e.strerror or e}")
+    except Exception as e:      # noqa: BLE001 - e.g. storage failures while opening
+        lock.release()
+        log.exception("server failed")
+        return _fail(EXIT_FAILURE, f"server failed: {type(e).__name__}: {e}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv:
-        argv = ["serve"]
-    args = build_parser().parse_args(argv)
-    if args.cmd != "serve":
-        build_parser().print_help()
-        return 2
-    logging.basicConfig(level=getattr(logging, args.log_level.upper(), logging.INFO),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from mongolake.commands.context import ServerOptions
-    from mongolake.engine import Engine
-    from mongolake.server import serve
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
+        argv = ["serve", *argv]
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.cmd == "serve":
+        return _serve(args, argv[1:])
+    from mongolake import admin
 
-    if args.format not in ("delta", "iceberg"):
-        print(f"mongolake: --format must be delta or iceberg, not {args.format!r}", file=sys.stderr)
-        return 2
-    try:
-        engine = Engine(args.storage, wal_dir=args.wal_dir, table_format=args.format, sync=args.sync,
-                        flush_interval=args.flush_interval, memtable_bytes=args.memtable_mb << 20,
-                        cache_bytes=args.cache_mb << 20, compression=args.compression)
-    except (ValueError, OSError) as e:
-        print(f"mongolake: {e}", file=sys.stderr)
-        return 2
-    opts = ServerOptions(host=args.host, port=args.port, replset=None if args.standalone else args.replset,
-                         advertise=args.advertise, argv=["mongolake", *argv],
-                         parsed={k: v for k, v in vars(args).items() if v is not None and k != "cmd"})
-    try:
-        asyncio.run(serve(engine, opts))
-    except KeyboardInterrupt:
-        pass
-    return 0
+    return admin.run(args)
