@@ -252,7 +252,9 @@ class ChangeStreamCursor:
         return outs
 
     # -- reading ----------------------------------------------------------------------------
-    def _read(self, limit: int) -> list[ChangeRecord]:
+    def _read(self, limit: int) -> tuple[list[ChangeRecord], list[ChangeRecord]]:
+        """(what the change log returned, the part after the position). The log answers
+        whole batches, so a position inside a batch re-reads that batch's head."""
         log = self.engine.changelog
         try:
             # a position inside a batch (an event token) still has that batch's later events
@@ -264,7 +266,7 @@ class ChangeStreamCursor:
             raise MongoError(ErrorCode.HostUnreachable, f"reading change history failed: {e}",
                              labels=[RESUMABLE_LABEL])
         key = self.pos.key
-        return [r for r in recs if (r.seq, r.index) > key]
+        return recs, [r for r in recs if (r.seq, r.index) > key]
 
     def fill(self, max_docs: int) -> list[bytes]:
         """Events available now (no waiting): at most ``max_docs`` (0: no count limit)."""
@@ -283,7 +285,11 @@ class ChangeStreamCursor:
             if len(out) >= want or self.exhausted or self.closed:
                 return out
             upto = self.engine.changelog.durable_seq
-            recs = self._read(max(min(want - len(out), 5000), _READ_LIMIT))
+            raw, recs = self._read(max(min(want - len(out), 5000), _READ_LIMIT))
+            if raw and not recs:
+                # only the consumed head of the position's batch: move past the batch
+                self.pos = ResumePoint.high_water_mark(raw[-1].seq, max(self.pos.ts, ts_int(raw[-1].cluster_time)))
+                continue
             if not recs:
                 if upto > self.pos.seq or (upto == self.pos.seq and not self.pos.is_high_water_mark):
                     # caught up: nothing visible up to ``upto`` is left for this stream
@@ -375,10 +381,18 @@ def field_of(spec: dict) -> str | None:
 
 
 def _check_retained(cur: ChangeStreamCursor) -> None:
-    """ChangeStreamHistoryLost when the events right after the resume point are older than
-    the retention period (or can no longer be read). A token whose stream saw no later
-    event stays valid however old it is: nothing after it is missing."""
-    nxt = cur._read(1)
+    """ChangeStreamHistoryLost when the batches after the resume point's batch are older
+    than the retention period, or can no longer be read (the token's own batch is read
+    too: its later events and, when its change file is gone, the loss). A token whose
+    stream saw no later batch stays valid however old it is: nothing after it is missing."""
+    point = cur.pos
+    if not point.is_high_water_mark:
+        cur._read(1)
+    cur.pos = ResumePoint.high_water_mark(point.seq, point.ts)
+    try:
+        nxt = cur._read(1)[1]
+    finally:
+        cur.pos = point
     horizon = time.time() - retention_seconds()
     if nxt and nxt[0].cluster_time.time < horizon:
         raise history_lost("the events after the resume token are older than the retained change history "

@@ -141,6 +141,9 @@ def parse_pipeline(stages: Any, *, let_vars: Iterable[str] | None = None, contex
     for i, st in enumerate(stages):
         name, spec = _check_stage_shape(st)
         parser = STAGES.get(name)
+        if name == "$changeStream" and (i > 0 or options.context is not None):
+            # a leading $changeStream is run by mongolake.commands.changestream
+            raise MongoError(40602, "$changeStream is only valid as the first stage in a pipeline")
         if parser is None:
             if name in UNSUPPORTED_STAGES:
                 raise MongoError(ErrorCode.NotImplemented, f"{name} is not supported by MongoLake")
