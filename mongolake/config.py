@@ -420,8 +420,12 @@ def render_markdown() -> str:
             if o.group != group:
                 continue
             flag = f"`{o.flag}`" if o.kind != "bool" else f"`{o.flag}` / `--no-{o.flag[2:]}`"
-            meaning = o.help + (f" ({', '.join('`%s`' % c for c in o.choices)})" if o.kind == "choice" else "")
-            if o.admin:
+            meaning = o.help
+            if o.kind == "choice" and not all(f"`{c}`" in o.help for c in o.choices):
+                meaning += f" ({', '.join('`%s`' % c for c in o.choices)})"
+            if o.name == "storage":
+                meaning += "; the admin commands take it as their first argument"
+            elif o.admin:
                 meaning += "; also for the admin commands"
             key = o.name if not o.name.startswith(group + "_") else f"{o.name} or [{group}] {o.name[len(group) + 1:]}"
             lines.append(f"| {flag} | `{o.env}` | `{key}` | {_doc_default(o)} | {meaning} |")
