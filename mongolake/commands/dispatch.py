@@ -175,8 +175,8 @@ class CommandHandler(BaseHandler):
         if "lsid" in body:
             touch_session(ctx)
             transactions.ensure_started(st)
-        stx = transactions.prepare(ctx, cmd)
         history = await transactions.read_concern(ctx)
+        stx = transactions.prepare(ctx, cmd)
         ctx.opid = st.next_opid()
         t0 = time.perf_counter()
         st.ops[ctx.opid] = {"opid": ctx.opid, "ns": db, "command": {name: body.get(name), "$db": db},

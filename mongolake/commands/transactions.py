@@ -44,8 +44,6 @@ RECORDS_DB, RECORDS_COLL = "config", "transactions"
 TXN_COMMANDS = frozenset({"find", "getMore", "killCursors", "insert", "update", "delete", "findAndModify",
                           "findandmodify", "aggregate", "distinct", "create", "createIndexes", "bulkWrite",
                           "commitTransaction", "abortTransaction"})
-# informational commands mongod also accepts with the transaction fields (they leave it alone)
-INFO_COMMANDS = frozenset({"hello", "isMaster", "ismaster", "buildInfo", "buildinfo", "connectionStatus", "ping"})
 END_COMMANDS = frozenset({"commitTransaction", "abortTransaction"})
 _TXN_READ_LEVELS = ("local", "majority", "snapshot")
 _CURSOR_COMMANDS = frozenset({"find", "aggregate"})
@@ -232,8 +230,7 @@ def prepare(ctx: Ctx, cmd: Command) -> SessionTxn | None:
         raise MongoError(ErrorCode.IllegalOperation,
                          "Transaction numbers are only allowed on a replica set member or mongos")
     name = ctx.name
-    if name in INFO_COMMANDS and not start:
-        return None
+    # refusals up to the transaction lookup leave an open transaction alone (as mongod)
     if name not in TXN_COMMANDS:
         raise MongoError(ErrorCode.OperationNotSupportedInTransaction,
                          f"Cannot run '{name}' in a multi-document transaction.")
@@ -343,6 +340,8 @@ async def run_in_transaction(ctx: Ctx, cmd: Command, cur: SessionTxn) -> Any:
     answered as the WriteConflict (112, TransientTransactionError) it is."""
     if ctx.name in END_COMMANDS:
         return await cmd.handler(ctx)
+    # the transaction fields are dispatch's business (some handlers parse strictly)
+    ctx.body = {k: v for k, v in ctx.body.items() if k not in ("autocommit", "startTransaction")}
     tx = cur.tx
     before = set(ctx.state.cursors.cursors) if ctx.name in _CURSOR_COMMANDS else None
     try:
@@ -420,21 +419,19 @@ async def abort_transaction(ctx: Ctx) -> dict:
 # -- read concern outside transactions ------------------------------------------------------
 async def read_concern(ctx: Ctx) -> Transaction | None:
     """``afterClusterTime`` (causal consistency: one node's writes are visible at
-    once, so this checks the time is not in the future) and snapshot reads at
-    ``atClusterTime`` (time travel: returns the history view to read under)."""
+    once, so this only makes sure the server's clock has reached that time) and
+    snapshot reads at ``atClusterTime`` (time travel: returns the history view to
+    read under). A time beyond the server's clock and the wall clock is refused."""
     rc = ctx.body.get("readConcern")
     if not isinstance(rc, dict):
         return None
-    now = ctx.engine.cluster_time
     after = rc.get("afterClusterTime")
     if after is not None:
         if not isinstance(after, Timestamp):
             raise MongoError(ErrorCode.TypeMismatch, "afterClusterTime must be a Timestamp")
         if rc.get("level") == "available":
             raise _bad("afterClusterTime is not allowed for readConcern level available")
-        if after > now:
-            raise _bad(f"readConcern afterClusterTime value {after} must not be greater than the current "
-                       f"clusterTime {now}")
+        await _reach(ctx, after, "afterClusterTime")
     at = rc.get("atClusterTime")
     if at is None:
         return None
@@ -445,11 +442,28 @@ async def read_concern(ctx: Ctx) -> Transaction | None:
                    "allowed")
     if not isinstance(at, Timestamp):
         raise MongoError(ErrorCode.TypeMismatch, "atClusterTime must be a Timestamp")
-    if at > now:
-        raise _bad(f"readConcern atClusterTime value {at} must not be greater than the current clusterTime {now}")
-    if at == now or ctx.name not in _HISTORY_COMMANDS:
+    await _reach(ctx, at, "atClusterTime")
+    if at >= ctx.engine.cluster_time or ctx.name not in _HISTORY_COMMANDS or "autocommit" in ctx.body:
         return None
     return ctx.engine.txns.at_cluster_time(at)
+
+
+async def _reach(ctx: Ctx, ts: Timestamp, what: str) -> None:
+    """Make sure the cluster time is at least ``ts``. Times we handed out always are;
+    after a restart the clock restarts from the newest write still in the WAL, so a
+    client's older-than-now time moves the clock forward (no write needed: every
+    write is already visible)."""
+    eng = ctx.engine
+    if ts <= eng.cluster_time:
+        return
+    now = time.time()
+    if ts.time > int(now):
+        raise _bad(f"readConcern {what} value {ts} must not be greater than the current clusterTime "
+                   f"{eng.cluster_time}")
+    if ts.time == int(now):
+        await asyncio.sleep(int(now) + 1 - now)     # the next second is past any inc of this one
+    with eng.lock:
+        eng.next_cluster_time()
 
 
 _HISTORY_COMMANDS = frozenset({"find", "aggregate", "count", "distinct"})

@@ -1,9 +1,12 @@
 """Retryable writes: the same (lsid, txnNumber) sent twice is applied once and answered the same."""
 import threading
 
-from pymongo import InsertOne
+import pytest
+from pymongo import InsertOne, MongoClient, UpdateOne
+from pymongo.errors import AutoReconnect
 
 from tests.commands.rawmsg import RawMsg, new_lsid, txn
+from tests.serverutil import ServerProcess
 
 
 def _twice(raw: RawMsg, body: dict) -> tuple[dict, dict]:
@@ -132,3 +135,53 @@ def test_driver_retryable_writes_work(client, db):
         db.c.bulk_write([InsertOne({"_id": 2})], session=s)
         db.c.delete_one({"_id": 2}, session=s)
     assert list(db.c.find()) == [{"_id": 1, "a": 1, "b": 1}]
+
+
+# -- the connection drops after the server applied the write, before the reply ------------------
+@pytest.fixture(scope="module")
+def hook_server(tmp_path_factory):
+    """A server with the test-only hook that closes a connection instead of replying."""
+    srv = ServerProcess(str(tmp_path_factory.mktemp("hooklake")), env={"MONGOLAKE_TEST_HOOKS": "1"}).start()
+    yield srv
+    srv.stop()
+
+
+def _drop_next_reply(client, command):
+    client.admin.command({"_mongolakeTestHook": 1, "closeConnectionAfter": {command: 1}})
+
+
+def test_driver_retry_after_lost_reply_applies_once(hook_server):
+    with MongoClient(hook_server.url, retryWrites=True) as client:
+        coll = client.rw.lost
+        coll.drop()
+        coll.insert_many([{"_id": 1, "n": 0}, {"_id": "k1", "k": 1}, {"_id": "k2", "k": 1}, {"_id": "k3", "k": 1}])
+
+        _drop_next_reply(client, "update")
+        assert coll.update_one({"_id": 1}, {"$inc": {"n": 1}}).modified_count == 1
+        _drop_next_reply(client, "insert")
+        coll.insert_one({"_id": 2})                                   # no DuplicateKeyError from the retry
+        _drop_next_reply(client, "insert")
+        assert coll.insert_many([{"_id": 3}, {"_id": 4}]).inserted_ids == [3, 4]
+        _drop_next_reply(client, "findAndModify")
+        assert coll.find_one_and_update({"_id": 1}, {"$inc": {"n": 10}}, return_document=True)["n"] == 11
+        _drop_next_reply(client, "delete")
+        assert coll.delete_one({"k": 1}).deleted_count == 1             # not a second one
+        _drop_next_reply(client, "bulkWrite")
+        r = client.bulk_write([InsertOne({"_id": 5}, namespace="rw.lost"),
+                               UpdateOne({"_id": 1}, {"$inc": {"n": 100}}, namespace="rw.lost")])
+        assert r.inserted_count == 1 and r.modified_count == 1
+        assert coll.find_one({"_id": 1})["n"] == 111
+        assert coll.count_documents({"k": 1}) == 2
+        assert sorted(d["_id"] for d in coll.find({"k": {"$exists": False}})) == [1, 2, 3, 4, 5]
+
+
+def test_without_retry_the_lost_reply_is_an_error_but_the_write_happened(hook_server):
+    """What the hook does, seen without the driver's retry."""
+    with MongoClient(hook_server.url, retryWrites=False) as client:
+        coll = client.rw.noretry
+        coll.drop()
+        coll.insert_one({"_id": 1, "n": 0})
+        _drop_next_reply(client, "update")
+        with pytest.raises(AutoReconnect):
+            coll.update_one({"_id": 1}, {"$inc": {"n": 1}})
+        assert coll.find_one({"_id": 1})["n"] == 1
