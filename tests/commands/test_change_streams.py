@@ -38,7 +38,7 @@ def test_collection_watch_crud_events(db):
     with c.watch(max_await_time_ms=AWAIT) as cs:
         c.insert_one({"_id": 1, "a": 1, "arr": [1, 2, 3]})
         c.update_one({"_id": 1}, {"$set": {"b.c": 2}, "$unset": {"a": ""}})
-        c.update_one({"_id": 1}, {"$pop": {"arr": 1}})
+        c.update_one({"_id": 1}, [{"$set": {"arr": [1]}}])
         c.replace_one({"_id": 1}, {"x": 1})
         c.delete_one({"_id": 1})
         db.other.insert_one({"_id": 9})           # another collection: not seen
@@ -49,10 +49,9 @@ def test_collection_watch_crud_events(db):
     assert set(ins["_id"]) == {"_data"}
     assert upd["operationType"] == "update" and "fullDocument" not in upd
     assert upd["updateDescription"] == {"updatedFields": {"b": {"c": 2}}, "removedFields": ["a"],
-                                        "truncatedArrays": []} or \
-        upd["updateDescription"] == {"updatedFields": {"b.c": 2}, "removedFields": ["a"], "truncatedArrays": []}
-    assert pop["updateDescription"]["updatedFields"] == {} or pop["updateDescription"]["truncatedArrays"] or \
-        pop["updateDescription"]["updatedFields"] == {"arr": [1, 2]}
+                                        "truncatedArrays": []}
+    assert pop["updateDescription"] == {"updatedFields": {}, "removedFields": [],
+                                        "truncatedArrays": [{"field": "arr", "newSize": 1}]}
     assert rep["operationType"] == "replace" and rep["fullDocument"] == {"_id": 1, "x": 1}
     assert dele["operationType"] == "delete" and dele["documentKey"] == {"_id": 1} and "fullDocument" not in dele
     toks = [e["_id"]["_data"] for e in (ins, upd, pop, rep, dele)]
