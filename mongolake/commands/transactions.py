@@ -47,6 +47,8 @@ TXN_COMMANDS = frozenset({"find", "getMore", "killCursors", "insert", "update", 
 END_COMMANDS = frozenset({"commitTransaction", "abortTransaction"})
 _TXN_READ_LEVELS = ("local", "majority", "snapshot")
 _CURSOR_COMMANDS = frozenset({"find", "aggregate"})
+# commands that may create their collection (a collection created in the transaction may get indexes)
+_CREATING_COMMANDS = frozenset({"create", "createIndexes", "insert", "update", "findAndModify", "findandmodify"})
 
 
 @dataclass
@@ -256,6 +258,7 @@ def prepare(ctx: Ctx, cmd: Command) -> SessionTxn | None:
         sync_lifetime(ctx.state)
         tx = ctx.engine.begin_transaction(info={"lsid": b["lsid"], "txnNumber": Int64(n)})
         cur = reg.txns[key] = SessionTxn(n, tx)
+        _check_create_indexes(ctx, cur)
         return cur
     if cur is None or n > cur.number:
         raise _no_such(n)
@@ -264,6 +267,7 @@ def prepare(ctx: Ctx, cmd: Command) -> SessionTxn | None:
                          f"because a newer transaction with txnNumber {cur.number} has already started.")
     if "readConcern" in b:
         raise _bad("Only the first command in a transaction may specify a readConcern")
+    _check_create_indexes(ctx, cur)
     if name not in END_COMMANDS:
         st = cur.current_state
         if st == "aborted":
@@ -271,6 +275,18 @@ def prepare(ctx: Ctx, cmd: Command) -> SessionTxn | None:
         if st == "committed":
             raise MongoError(ErrorCode.TransactionCommitted, f"Transaction with txnNumber {n} has been committed.")
     return cur
+
+
+def _check_create_indexes(ctx: Ctx, cur: SessionTxn) -> None:
+    """As in mongod 4.4+: indexes may be created in a transaction only on a collection
+    that does not exist yet or that this transaction created."""
+    if ctx.name != "createIndexes" or not isinstance(ctx.arg, str):
+        return
+    ns = (ctx.db, ctx.arg)
+    if ns not in cur.created and ctx.engine.get_collection(*ns) is not None:
+        raise MongoError(ErrorCode.OperationNotSupportedInTransaction,
+                         f"Cannot create new indexes on existing collection {ctx.db}.{ctx.arg} in a "
+                         "multi-document transaction.")
 
 
 def _check_newer(ctx: Ctx, key: Any, cur: SessionTxn | None, n: int) -> None:
@@ -344,6 +360,9 @@ async def run_in_transaction(ctx: Ctx, cmd: Command, cur: SessionTxn) -> Any:
     ctx.body = {k: v for k, v in ctx.body.items() if k not in ("autocommit", "startTransaction")}
     tx = cur.tx
     before = set(ctx.state.cursors.cursors) if ctx.name in _CURSOR_COMMANDS else None
+    ns = (ctx.db, ctx.arg) if ctx.name in _CREATING_COMMANDS and isinstance(ctx.arg, str) else None
+    if ns is not None and ctx.engine.get_collection(*ns) is not None:
+        ns = None
     try:
         with using(tx):
             result = await cmd.handler(ctx)
@@ -360,6 +379,8 @@ async def run_in_transaction(ctx: Ctx, cmd: Command, cur: SessionTxn) -> Any:
         end_transaction(ctx.state, cur, abort=True)
     if before is not None:
         cur.cursors.update(set(ctx.state.cursors.cursors) - before)
+    if ns is not None and ctx.engine.get_collection(*ns) is not None:
+        cur.created.add(ns)
     return result
 
 

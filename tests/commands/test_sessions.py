@@ -108,6 +108,9 @@ def test_snapshot_reads_at_a_past_cluster_time(tmp_path):
             r = raw.cmd({"aggregate": "c", "pipeline": [{"$count": "n"}], "cursor": {},
                          "readConcern": {"level": "snapshot", "atClusterTime": times[0]}, "$db": "tt"})
             assert r["cursor"]["firstBatch"] == [{"n": 1}]
+            r = raw.cmd({"count": "c", "query": {"v": 1},
+                         "readConcern": {"level": "snapshot", "atClusterTime": times[2]}, "$db": "tt"})
+            assert r["n"] == 1
             r = raw.cmd({"distinct": "c", "key": "v",
                          "readConcern": {"level": "snapshot", "atClusterTime": times[1]}, "$db": "tt"})
             assert r["values"] == [2]

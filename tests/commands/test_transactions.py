@@ -126,11 +126,20 @@ def test_cursor_opened_in_a_transaction_continues_in_it(client, db):
 
 
 def test_create_and_create_indexes_inside_a_transaction(client, db):
+    db.old.insert_one({"_id": 1})
     with client.start_session() as s:
         with s.start_transaction():
             db.create_collection("fresh", session=s)
-            db.fresh.insert_one({"_id": 1}, session=s)
-    assert db.fresh.find_one() == {"_id": 1}
+            db.fresh.insert_one({"_id": 1, "k": 1}, session=s)
+            db.fresh.create_index("k", session=s)              # created in this transaction: allowed
+            db.implicit.insert_one({"_id": 1}, session=s)
+            db.implicit.create_index("k", session=s)
+            with pytest.raises(OperationFailure) as ei:
+                db.old.create_index("k", session=s)
+            assert ei.value.code == 263
+    assert db.fresh.find_one() == {"_id": 1, "k": 1}
+    assert "k_1" in db.fresh.index_information() and "k_1" in db.implicit.index_information()
+    assert "k_1" not in db.old.index_information()
 
 
 def test_write_errors_abort_the_transaction(client, db):
