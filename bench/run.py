@@ -117,8 +117,10 @@ class Session:
             log(f"[{self.label}] UNAVAILABLE: {e}")
             return False
         self.info.update(available=True, describe=self.srv.describe())
+        # connectTimeoutMS is also the monitor's hello timeout: a server busy for minutes on one
+        # operation (NX-27017 counting 1M rows blocks its event loop) must not be marked down.
         self.client = MongoClient(self.srv.url, serverSelectionTimeoutMS=10_000, socketTimeoutMS=900_000,
-                                  maxPoolSize=32)
+                                  connectTimeoutMS=900_000, maxPoolSize=32)
         self.ctx = Ctx(self.client, self.n, self.limits)
         return True
 
