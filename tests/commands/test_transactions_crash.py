@@ -71,7 +71,8 @@ def test_kill_during_commit_is_all_or_nothing(tmp_path):
 def test_uncommitted_transaction_leaves_nothing_after_kill(tmp_path):
     srv = ServerProcess(str(tmp_path / "lake")).start()
     try:
-        with MongoClient(srv.url) as c:
+        # (a short server selection: closing the client after the kill tries endSessions)
+        with MongoClient(srv.url, serverSelectionTimeoutMS=500) as c:
             c.bank.a.insert_one({"_id": "keep"})
             s = c.start_session()
             s.start_transaction()
