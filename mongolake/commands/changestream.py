@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import deque
 from typing import Any
 
 import bson
@@ -42,8 +43,8 @@ from mongolake.storage.base import TransientStorageError
 from . import bsonreply
 from .context import Ctx
 from .cursors import MAX_BATCH_BYTES
-from .changestream_events import (BASIC_DDL, EXPANDED_DDL, HWM_INDEX, EventOptions, InvalidResumeToken,
-                                  ResumePoint, data_event, ddl_event, decode_token, invalidate_event)
+from .changestream_events import (BASIC_DDL, EXPANDED_DDL, EventOptions, InvalidResumeToken, ResumePoint, Scope,
+                                  data_event, ddl_event, decode_token, invalidate_event)
 
 RETENTION_ENV = "MONGOLAKE_CHANGE_RETENTION_SECONDS"
 DEFAULT_RETENTION = 7 * 86400.0
@@ -57,7 +58,6 @@ _SPEC_FIELDS = {"allChangesForCluster", "fullDocument", "fullDocumentBeforeChang
                 "matchCollectionUUIDForUpdateLookup"}
 _FULL_DOCUMENT = ("default", "updateLookup", "whenAvailable", "required")
 _BEFORE_CHANGE = ("off", "whenAvailable", "required")
-_INTERNAL_DBS = ("admin", "config", "local")
 _READ_LIMIT = 1000
 _BATCH_BYTES = MAX_BATCH_BYTES - 64 * 1024
 _HISTORY_ERRORS = (SnapshotNotFoundError, FileNotFoundError)
@@ -75,41 +75,7 @@ def is_change_stream(pipeline: Any) -> bool:
             and len(pipeline[0]) == 1 and "$changeStream" in pipeline[0])
 
 
-# -- what a stream watches ---------------------------------------------------------------
-
-class Scope:
-    """The namespace a stream watches: ``collection`` (db, coll), ``database`` (db) or ``cluster``."""
-
-    def __init__(self, kind: str, db: str | None = None, coll: str | None = None):
-        self.kind, self.db, self.coll = kind, db, coll
-
-    def _target(self, rec: ChangeRecord) -> tuple[str | None, str | None]:
-        to = (rec.desc or {}).get("to") if rec.op == "rename" else None
-        return (to.get("db"), to.get("coll")) if isinstance(to, dict) else (None, None)
-
-    def sees(self, rec: ChangeRecord) -> bool:
-        if self.kind == "collection":
-            return (rec.db, rec.coll) == (self.db, self.coll) or self._target(rec) == (self.db, self.coll)
-        if rec.coll.startswith("system."):
-            return False
-        if self.kind == "database":
-            return rec.db == self.db or self._target(rec)[0] == self.db
-        return rec.db not in _INTERNAL_DBS
-
-    def invalidated_by(self, rec: ChangeRecord) -> bool:
-        if self.kind == "collection":
-            if rec.op == "dropDatabase":
-                return rec.db == self.db
-            return rec.op in ("drop", "rename") and self.sees(rec)
-        if self.kind == "database":
-            return rec.op == "dropDatabase" and rec.db == self.db
-        return False
-
-    def ns(self) -> str:
-        if self.kind == "collection":
-            return f"{self.db}.{self.coll}"
-        return f"{self.db if self.kind == 'database' else 'admin'}.$cmd.aggregate"
-
+# -- options ---------------------------------------------------------------------------
 
 def _enum(spec: dict, name: str, allowed: tuple[str, ...], default: str) -> str:
     v = spec.get(name, default)
@@ -183,7 +149,7 @@ class ChangeStreamCursor:
             self.pctx = EngineContext(ctx, ctx.body.get("let"), ctx.body.get("collation"))
         self.pos = start                       # resume point: everything up to it is consumed
         self.min_ts = min_ts                   # startAtOperationTime: skip earlier events
-        self.ready: list[tuple[bytes, ResumePoint]] = []   # built events not yet returned
+        self.ready: deque[tuple[bytes, ResumePoint]] = deque()   # built events not yet returned
         self.last_returned: ResumePoint | None = None
         self.exhausted = False                 # after invalidate
         self.closed = False
@@ -278,7 +244,7 @@ class ChangeStreamCursor:
                 raw, point = self.ready[0]
                 if out and size + len(raw) > _BATCH_BYTES:
                     return out
-                self.ready.pop(0)
+                self.ready.popleft()
                 out.append(raw)
                 size += len(raw) + 8
                 self.last_returned = point

@@ -94,6 +94,45 @@ def decode_token(token: Any, field: str) -> ResumePoint:
     return ResumePoint(seq, index, ts, bool(flags & _FLAG_INVALIDATE))
 
 
+# -- what a stream watches ---------------------------------------------------------------
+
+_INTERNAL_DBS = ("admin", "config", "local")
+
+
+class Scope:
+    """The namespace a stream watches: ``collection`` (db, coll), ``database`` (db) or ``cluster``."""
+
+    def __init__(self, kind: str, db: str | None = None, coll: str | None = None):
+        self.kind, self.db, self.coll = kind, db, coll
+
+    def _target(self, rec: ChangeRecord) -> tuple[str | None, str | None]:
+        to = (rec.desc or {}).get("to") if rec.op == "rename" else None
+        return (to.get("db"), to.get("coll")) if isinstance(to, dict) else (None, None)
+
+    def sees(self, rec: ChangeRecord) -> bool:
+        if self.kind == "collection":
+            return (rec.db, rec.coll) == (self.db, self.coll) or self._target(rec) == (self.db, self.coll)
+        if rec.coll.startswith("system."):
+            return False
+        if self.kind == "database":
+            return rec.db == self.db or self._target(rec)[0] == self.db
+        return rec.db not in _INTERNAL_DBS
+
+    def invalidated_by(self, rec: ChangeRecord) -> bool:
+        if self.kind == "collection":
+            if rec.op == "dropDatabase":
+                return rec.db == self.db
+            return rec.op in ("drop", "rename") and self.sees(rec)
+        if self.kind == "database":
+            return rec.op == "dropDatabase" and rec.db == self.db
+        return False
+
+    def ns(self) -> str:
+        if self.kind == "collection":
+            return f"{self.db}.{self.coll}"
+        return f"{self.db if self.kind == 'database' else 'admin'}.$cmd.aggregate"
+
+
 # -- event documents ---------------------------------------------------------------------
 
 @dataclass(slots=True)

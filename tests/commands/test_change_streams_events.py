@@ -4,7 +4,7 @@ import pytest
 from bson import Int64, Timestamp
 from bson.binary import Binary
 
-from mongolake.commands.changestream import Scope
+from mongolake.commands.changestream_events import Scope
 from mongolake.commands.changestream_events import (EventOptions, ResumePoint, data_event, ddl_event,
                                                     decode_token, disambiguated_paths, invalidate_event)
 from mongolake.engine.changes import ChangeRecord
