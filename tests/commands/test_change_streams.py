@@ -320,3 +320,20 @@ def test_driver_resumes_by_itself_after_the_cursor_is_lost(db):
         c.insert_one({"_id": 2})
         c.insert_one({"_id": 3})
         assert [e["documentKey"]["_id"] for e in _take(cs, 2)] == [2, 3]
+
+
+def test_transaction_events_carry_lsid_and_txn_number(client, db):
+    db.c.insert_one({"_id": 0})
+    db.d.insert_one({"_id": 0})
+    with db.watch(max_await_time_ms=AWAIT) as cs:
+        with client.start_session() as s:
+            with s.start_transaction():
+                db.c.insert_one({"_id": 1}, session=s)
+                db.d.update_one({"_id": 0}, {"$set": {"x": 1}}, session=s)
+            lsid = s.session_id
+        db.c.insert_one({"_id": 2})
+        a, b, c = _take(cs, 3)
+    assert a["lsid"]["id"] == lsid["id"] and b["lsid"]["id"] == lsid["id"]
+    assert a["txnNumber"] == b["txnNumber"] and a["clusterTime"] == b["clusterTime"]
+    assert (a["ns"]["coll"], b["ns"]["coll"], b["operationType"]) == ("c", "d", "update")
+    assert "lsid" not in c and "txnNumber" not in c
