@@ -73,6 +73,8 @@ async def retryable(ctx: Ctx, run: Callable[[], Awaitable[dict]]) -> dict:
         raise MongoError(ErrorCode.ConflictingOperationInProgress,
                          f"txnNumber {txn} is a multi-document transaction on this session: its commands need "
                          "autocommit: false")
+    if cur is not None:                       # a newer number ends the session's open transaction
+        transactions.end_transaction(ctx.state, cur, abort=True)
     fut: asyncio.Future = asyncio.get_running_loop().create_future()
     records[key] = (txn, fut)
     try:

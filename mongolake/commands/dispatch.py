@@ -21,7 +21,6 @@ from bson.binary import Binary
 from bson.int64 import Int64
 
 from mongolake.engine.catalog import validate_db_name
-from mongolake.engine.txn import using
 from mongolake.errors import ErrorCode, MongoError
 from wire.errors import InvalidRequestError
 from wire.handler import BaseHandler, Reply
@@ -187,8 +186,7 @@ class CommandHandler(BaseHandler):
             if stx is not None:
                 result = await transactions.run_in_transaction(ctx, cmd, stx)
             elif history is not None:
-                with using(history):
-                    result = await cmd.handler(ctx)
+                result = await transactions.run_with_history(ctx, cmd, history)
             else:
                 result = await cmd.handler(ctx)
         finally:

@@ -76,6 +76,7 @@ class _Registry:
         self.loaded = False
         self.reaper: asyncio.Task | None = None
         self.close_after: dict[str, int] = {}      # test hook: command name -> replies to drop
+        self.history_cursors: dict[int, Transaction] = {}   # cursor id -> the past it reads
 
 
 def registry(state: ServerState) -> _Registry:
@@ -162,6 +163,9 @@ async def _reap_loop(state: ServerState) -> None:
             if ticks % 60 == 0:
                 expire_sessions(state)
                 sweep_records(state)
+                reg = registry(state)
+                for cid in [c for c in reg.history_cursors if c not in state.cursors.cursors]:
+                    del reg.history_cursors[cid]
         except Exception:      # noqa: BLE001 - the reaper must survive
             log.exception("transaction reaper failed")
 
@@ -444,6 +448,8 @@ async def read_concern(ctx: Ctx) -> Transaction | None:
     snapshot reads at ``atClusterTime`` (time travel: returns the history view to
     read under). A time beyond the server's clock and the wall clock is refused."""
     rc = ctx.body.get("readConcern")
+    if ctx.name == "getMore":                  # a cursor opened at a past cluster time stays there
+        return _history_cursor(ctx)
     if not isinstance(rc, dict):
         return None
     after = rc.get("afterClusterTime")
@@ -467,6 +473,29 @@ async def read_concern(ctx: Ctx) -> Transaction | None:
     if at >= ctx.engine.cluster_time or ctx.name not in _HISTORY_COMMANDS or "autocommit" in ctx.body:
         return None
     return ctx.engine.txns.at_cluster_time(at)
+
+
+def _history_cursor(ctx: Ctx) -> Transaction | None:
+    reg = getattr(ctx.state, "_ml_txn_registry", None)
+    if reg is None or not reg.history_cursors or not isinstance(ctx.arg, int):
+        return None
+    cid = int(ctx.arg)
+    if cid not in ctx.state.cursors.cursors:
+        reg.history_cursors.pop(cid, None)
+        return None
+    return reg.history_cursors.get(cid)
+
+
+async def run_with_history(ctx: Ctx, cmd: Command, view: Transaction) -> Any:
+    """Run a read under a history view; cursors it opens keep reading there."""
+    before = set(ctx.state.cursors.cursors)
+    with using(view):
+        result = await cmd.handler(ctx)
+    if ctx.name != "getMore":
+        reg = registry(ctx.state)
+        for cid in set(ctx.state.cursors.cursors) - before:
+            reg.history_cursors[cid] = view
+    return result
 
 
 async def _reach(ctx: Ctx, ts: Timestamp, what: str) -> None:

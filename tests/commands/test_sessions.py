@@ -98,22 +98,32 @@ def test_snapshot_reads_at_a_past_cluster_time(tmp_path):
             raw.cmd({"fsync": 1, "$db": "admin"})
             time.sleep(1.1)                    # the next writes fall in a later second than the flush
             write({"update": "c", "updates": [{"q": {"_id": "a"}, "u": {"$set": {"v": 2}}}]})
-            write({"insert": "c", "documents": [{"_id": "b", "v": 1}]})
+            write({"insert": "c", "documents": [{"_id": "b", "v": 1}, {"_id": "c", "v": 3}]})
             raw.cmd({"fsync": 1, "$db": "admin"})
             write({"delete": "c", "deletes": [{"q": {"_id": "a"}, "limit": 1}]})
             expect = [[{"_id": "a", "v": 1}], [{"_id": "a", "v": 2}],
-                      [{"_id": "a", "v": 2}, {"_id": "b", "v": 1}], [{"_id": "b", "v": 1}]]
+                      [{"_id": "a", "v": 2}, {"_id": "b", "v": 1}, {"_id": "c", "v": 3}],
+                      [{"_id": "b", "v": 1}, {"_id": "c", "v": 3}]]
             for ts, docs in zip(times, expect):
                 assert _find_at(raw, ts) == docs, ts
+            # a cursor opened in the past stays there (point lookups run at each getMore)
+            r = raw.cmd({"find": "c", "filter": {"_id": {"$in": ["b", "c", "a"]}}, "batchSize": 1,
+                         "readConcern": {"level": "snapshot", "atClusterTime": times[2]}, "$db": "tt"})
+            assert r["cursor"]["firstBatch"] == [{"_id": "b", "v": 1}]
+            r = raw.cmd({"getMore": r["cursor"]["id"], "collection": "c", "$db": "tt"})
+            assert r["cursor"]["nextBatch"] == [{"_id": "c", "v": 3}, {"_id": "a", "v": 2}]
             r = raw.cmd({"aggregate": "c", "pipeline": [{"$count": "n"}], "cursor": {},
                          "readConcern": {"level": "snapshot", "atClusterTime": times[0]}, "$db": "tt"})
             assert r["cursor"]["firstBatch"] == [{"n": 1}]
-            r = raw.cmd({"count": "c", "query": {"v": 1},
+            r = raw.cmd({"count": "c", "query": {"v": {"$lt": 3}},
                          "readConcern": {"level": "snapshot", "atClusterTime": times[2]}, "$db": "tt"})
-            assert r["n"] == 1
+            assert r["n"] == 2
             r = raw.cmd({"distinct": "c", "key": "v",
                          "readConcern": {"level": "snapshot", "atClusterTime": times[1]}, "$db": "tt"})
             assert r["values"] == [2]
+            r = raw.cmd({"distinct": "c", "key": "v",
+                         "readConcern": {"level": "snapshot", "atClusterTime": times[3]}, "$db": "tt"})
+            assert r["values"] == [1, 3]
             # writes never run under a past cluster time
             r = raw.cmd({"insert": "c", "documents": [{"_id": "z"}], "$db": "tt",
                          "readConcern": {"level": "snapshot", "atClusterTime": times[0]}})
@@ -124,6 +134,6 @@ def test_snapshot_reads_at_a_past_cluster_time(tmp_path):
             for ts, docs in zip(times, expect):
                 assert _find_at(raw, ts) == docs, ts
         with MongoClient(srv.url) as c:
-            assert sorted(d["_id"] for d in c.tt.c.find()) == ["b", "z"]
+            assert sorted(d["_id"] for d in c.tt.c.find()) == ["b", "c", "z"]
     finally:
         srv.kill()
