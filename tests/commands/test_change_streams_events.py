@@ -1,14 +1,19 @@
-"""Resume tokens and event documents, without a server."""
+"""Resume tokens, event documents and cursor errors, without a server."""
+import asyncio
+
 import bson
 import pytest
 from bson import Int64, Timestamp
 from bson.binary import Binary
 
 from mongolake.commands.changestream_events import Scope
+from mongolake.commands.changestream import ChangeStreamCursor
 from mongolake.commands.changestream_events import (EventOptions, ResumePoint, data_event, ddl_event,
                                                     decode_token, disambiguated_paths, invalidate_event)
 from mongolake.engine.changes import ChangeRecord
 from mongolake.errors import MongoError
+from mongolake.formats.base import SnapshotNotFoundError
+from mongolake.storage.base import TransientStorageError
 
 UUID = "0123456789abcdef0123456789abcdef"
 
@@ -86,3 +91,32 @@ def test_ddl_events_and_scope():
     assert Scope("database", "d").invalidated_by(rec("dropDatabase", db="d", coll=""))
     assert not Scope("cluster").sees(rec("i", {"_id": 1}, db="config", coll="transactions"))
     assert not Scope("database", "d").sees(rec("i", {"_id": 1}, coll="system.views"))
+
+
+class _FailingLog:
+    durable_seq = 10
+
+    def __init__(self, exc):
+        self.exc = exc
+
+    def read(self, after, limit):
+        raise self.exc
+
+
+class _Ctx:
+    def __init__(self, exc):
+        self.engine = type("E", (), {"changelog": _FailingLog(exc)})()
+        self.body = {}
+
+
+@pytest.mark.parametrize("exc, code, labelled", [
+    (TransientStorageError("throttled"), 6, True),
+    (SnapshotNotFoundError("commit 3 cleaned up"), 286, False),
+    (FileNotFoundError("part-1.parquet"), 286, False),
+])
+def test_get_more_errors_and_resumable_label(exc, code, labelled):
+    cur = ChangeStreamCursor(_Ctx(exc), Scope("cluster"), EventOptions(), None, ResumePoint.high_water_mark(3, 0))
+    with pytest.raises(MongoError) as ei:
+        asyncio.run(cur.get_more(0, 50))
+    assert ei.value.code == code
+    assert ("ResumableChangeStreamError" in ei.value.labels) is labelled
