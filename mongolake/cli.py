@@ -60,6 +60,26 @@ def _flags(args: argparse.Namespace) -> dict[str, Any]:
     return {o.name: getattr(args, o.name) for o in OPTIONS if hasattr(args, o.name)}
 
 
+_SECRET_FLAGS = tuple(o.flag for o in OPTIONS if o.secret)
+
+
+def _mask_argv(argv: list[str]) -> list[str]:
+    """The command line with secret option values replaced by ``***`` (getCmdLineOpts)."""
+    out, hide = [], False
+    for a in argv:
+        if hide:
+            out.append("***")
+            hide = False
+        elif a in _SECRET_FLAGS:
+            out.append(a)
+            hide = True
+        elif a.startswith(tuple(f + "=" for f in _SECRET_FLAGS)):
+            out.append(a.split("=", 1)[0] + "=***")
+        else:
+            out.append(a)
+    return out
+
+
 def _fail(code: int, msg: str) -> int:
     print(f"mongolake: {msg}", file=sys.stderr)
     return code
@@ -112,7 +132,7 @@ def make_engine(cfg: _config.Config, storage: Any, wal_dir: str, **overrides: An
 def _serve(args: argparse.Namespace, argv: list[str]) -> int:
     from mongolake.commands.context import ServerOptions
     from mongolake.lock import StoreInUseError
-    from mongolake.server import serve
+    from mongolake.server import ListenError, serve
 
     try:
         cfg = load_config(args, admin=False)
@@ -128,17 +148,18 @@ def _serve(args: argparse.Namespace, argv: list[str]) -> int:
         return _fail(EXIT_CONFIG, f"configuration error: {e}")
     parsed = {k: v for k, v in cfg.as_dict().items() if v is not None}
     opts = ServerOptions(host=cfg.host, port=cfg.port, replset=None if cfg.standalone else cfg.replset,
-                         advertise=cfg.advertise, argv=["mongolake", *argv], parsed=parsed)
-    log.info("configuration: %s", ", ".join(f"{k}={v}" for k, v in sorted(parsed.items())
-                                            if cfg.sources.get(k) != "default"),
-             extra={"attr": {"options": parsed, "configFile": cfg.config_file}})
+                         advertise=cfg.advertise, argv=["mongolake", *_mask_argv(argv)], parsed=parsed)
+    chosen = {k: v for k, v in sorted(parsed.items()) if cfg.sources.get(k) != "default"}
+    log.info("configuration: %s", ", ".join(f"{k}={v}" for k, v in chosen.items()) or "defaults",
+             extra={"attr": {"options": chosen, "sources": {k: cfg.sources[k] for k in chosen},
+                             "configFile": cfg.config_file}})
     try:
         asyncio.run(serve(engine, opts, config=cfg, lock=lock))
     except KeyboardInterrupt:
         pass
-    except OSError as e:        # e.g. the port is taken
+    except ListenError as e:    # e.g. the port is taken
         lock.release()
-        return _fail(EXIT_FAILURE, f"cannot serve on {cfg.host}:{cfg.port}: {e.strerror or e}")
+        return _fail(EXIT_FAILURE, str(e))
     except Exception as e:      # noqa: BLE001 - e.g. storage failures while opening
         lock.release()
         log.exception("server failed")
@@ -153,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.cmd == "serve":
-        return _serve(args, argv[1:])
+        return _serve(args, argv)
     from mongolake import admin
 
     return admin.run(args)

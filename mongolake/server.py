@@ -37,6 +37,10 @@ _MONITOR_COMMANDS = frozenset({"hello", "isMaster", "ismaster"})
 COMPACT_MAX_FILES = 100        # small files merged by one background compaction run (bounds its memory)
 
 
+class ListenError(Exception):
+    """The server (or its metrics endpoint) cannot listen on its address."""
+
+
 class _Handler(CommandHandler):
     """The command handler plus in-flight tracking, latencies and shutdown refusal."""
 
@@ -151,7 +155,10 @@ class MongoLakeServer:
             await asyncio.to_thread(self.engine.open)
         self.wire = WireServer(self.handler, self.options.host, self.options.port, codec_options=CODEC_OPTIONS,
                                max_connections=self._opt("max_connections", 10000))
-        await self.wire.start()
+        try:
+            await self.wire.start()
+        except OSError as e:
+            raise ListenError(f"cannot listen on {self.options.host}:{self.options.port}: {e.strerror or e}") from e
         self.options.port = self.wire.port
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._reap_loop()))
@@ -163,8 +170,12 @@ class MongoLakeServer:
             self._tasks.append(loop.create_task(self.compactor.loop()))
         port = self._opt("metrics_port", None)
         if port is not None:
-            self.metrics = MetricsServer(lambda: render(self), self._opt("metrics_host", "127.0.0.1"), port)
-            await self.metrics.start()
+            host = self._opt("metrics_host", "127.0.0.1")
+            self.metrics = MetricsServer(lambda: render(self), host, port)
+            try:
+                await self.metrics.start()
+            except OSError as e:
+                raise ListenError(f"metrics: cannot listen on {host}:{port}: {e.strerror or e}") from e
             log.info("metrics on http://%s:%d/metrics", self.metrics.host, self.metrics.port,
                      extra={"attr": {"metricsPort": self.metrics.port}})
 
@@ -218,6 +229,10 @@ async def serve(engine: Engine, options: ServerOptions, ready: Any = None, *, co
     try:
         await srv.start()
     except BaseException:
+        for t in srv._tasks:
+            t.cancel()
+        if srv.wire is not None:
+            await srv.wire.stop(timeout=0)
         await asyncio.to_thread(engine.close, flush=False)
         if lock is not None:
             lock.release()

@@ -81,17 +81,20 @@ def test_storage_options_for_s3_and_secrets_masked():
 def test_server_reports_the_resolved_configuration(tmp_path):
     """A real server: flag, environment and config file each decide one option."""
     cfg_file = write(tmp_path / "m.toml", 'replset = "from-file"\nslow_ms = 5\ncompact_min_files = 7\n')
-    srv = ServerProcess(str(tmp_path / "lake"), extra=["--config", cfg_file, "--slow-ms", "9"],
+    srv = ServerProcess(str(tmp_path / "lake"), extra=["--config", cfg_file, "--slow-ms", "9",
+                                                       "--s3-session-token=tok3n"],
                         env={"MONGOLAKE_COMPACT_MIN_FILES": "3", "MONGOLAKE_S3_SECRET_ACCESS_KEY": "hush"}).start()
     try:
         with MongoClient(srv.url, directConnection=True) as c:
-            parsed = c.admin.command("getCmdLineOpts")["parsed"]
+            opts = c.admin.command("getCmdLineOpts")
+            parsed = opts["parsed"]
             hello = c.admin.command("hello")
             profile = c.test.command("profile", -1)
     finally:
         assert srv.stop() == 0
     assert parsed["slow_ms"] == 9 and parsed["compact_min_files"] == 3 and parsed["replset"] == "from-file"
-    assert parsed["s3_secret_access_key"] == "***"
+    assert parsed["s3_secret_access_key"] == "***" and parsed["s3_session_token"] == "***"
+    assert "--s3-session-token=***" in opts["argv"] and "tok3n" not in str(opts)
     assert hello["setName"] == "from-file" and profile["slowms"] == 9
 
 
@@ -172,6 +175,17 @@ def test_unwritable_paths(tmp_path, capsys):
     assert "WAL folder (wal_dir) '/proc/mongolake-wal' is not writable" in err
     assert cli.main(["serve", "--storage", str(tmp_path / "lake"), "--log-file", str(blocker / "log")]) == 2
     assert "log_file" in capsys.readouterr().err
+
+
+def test_port_in_use(tmp_path, capsys):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        assert cli.main(["serve", "--storage", str(tmp_path / "lake"), "--port", str(port)]) == 1
+    assert f"mongolake: cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
+    # the store was released: it can be used again
+    assert cli.main(["inspect", str(tmp_path / "lake")]) == 0
 
 
 def test_unknown_flag_and_unknown_env_variable(tmp_path, capsys):
