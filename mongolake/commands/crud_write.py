@@ -21,7 +21,7 @@ from .context import Ctx
 from .crud_read import check_hint
 from .letvars import LetScope
 from .registry import command
-from .sessions import touch_session
+from .sessions import run_recorded, touch_session
 
 MAX_WRITE_BATCH = 100_000
 
@@ -32,7 +32,7 @@ async def retryable(ctx: Ctx, run: Callable[[], Awaitable[dict]]) -> dict:
 
     With ``lsid`` + ``txnNumber`` (outside a transaction) the command's statements
     and the session's record (``config.transactions``: txnNumber and the reply) are
-    committed as one WAL batch (:func:`.transactions.run_recorded`), so the record
+    committed as one WAL batch (:func:`.sessions.run_recorded`), so the record
     is durable exactly when the write is and survives restarts. In memory, each
     session's newest record is a future: a retry that arrives while the first
     attempt still waits for its fsync waits for that same reply instead of writing
@@ -78,7 +78,7 @@ async def retryable(ctx: Ctx, run: Callable[[], Awaitable[dict]]) -> dict:
     fut: asyncio.Future = asyncio.get_running_loop().create_future()
     records[key] = (txn, fut)
     try:
-        reply, seq = transactions.run_recorded(ctx, run)
+        reply, seq = run_recorded(ctx, run)
     except BaseException as e:
         if records.get(key) == (txn, fut):
             del records[key]

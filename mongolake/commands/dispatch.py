@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import time
 from typing import Any
 
@@ -42,6 +43,7 @@ _OP_QUERY_COMMANDS = frozenset({"hello", "isMaster", "ismaster", "saslStart", "s
                                 "getnonce", "ping", "buildInfo", "buildinfo"})
 UnsupportedOpQueryCommand = 352
 _DROP = object()             # test hook: close the connection instead of replying
+TEST_HOOK = "_mongolakeTestHook"
 
 
 class _RamLog(logging.Handler):
@@ -84,6 +86,7 @@ class CommandHandler(BaseHandler):
     def __init__(self, state: ServerState):
         self.state = state
         self.commands = load_all()
+        self.close_after: dict[str, int] = {}      # test hook: command name -> replies to drop
         _install_ram_log(state)
 
     @property
@@ -124,6 +127,18 @@ class CommandHandler(BaseHandler):
                 doc.update(extra)
         return Reply(doc)
 
+    def _test_hook(self, body: dict) -> dict:
+        """``{_mongolakeTestHook: 1, closeConnectionAfter: {<command>: <times>}}``, only when
+        the server runs with ``MONGOLAKE_TEST_HOOKS=1`` (not a registered command): the
+        next ``times`` runs of ``<command>`` are applied, then the connection is closed
+        instead of replying — a network failure after a write, as a driver sees it."""
+        spec = body.get("closeConnectionAfter") or {}
+        if not isinstance(spec, dict):
+            raise MongoError(ErrorCode.TypeMismatch, "closeConnectionAfter must be an object")
+        for k, v in spec.items():
+            self.close_after[k] = int(v)
+        return {"ok": 1.0}
+
     def _parse(self, request: Any) -> tuple[str, dict]:
         if request.body_depth_exceeds(MAX_COMMAND_DEPTH):
             raise MongoError(ErrorCode.Overflow, "BSONObj exceeds maximum nested object depth")
@@ -157,8 +172,8 @@ class CommandHandler(BaseHandler):
         name = next(iter(body))
         cmd = self.commands.get(name)
         if cmd is None:
-            if name == transactions.TEST_HOOK and transactions.test_hooks_enabled():
-                return await transactions.test_hook(Ctx(self.state, conn, db, body, name, request))
+            if name == TEST_HOOK and os.environ.get("MONGOLAKE_TEST_HOOKS") == "1":
+                return self._test_hook(body)
             if name in NOT_IMPLEMENTED:
                 raise MongoError(ErrorCode.NotImplemented, f"{name}: {NOT_IMPLEMENTED[name]}")
             raise MongoError(ErrorCode.CommandNotFound, f"no such command: '{name}'")
@@ -196,7 +211,8 @@ class CommandHandler(BaseHandler):
             wce = ctx.wc.error()
             if wce is not None:
                 result["writeConcernError"] = wce
-        if transactions.drop_reply(st, name):
+        if self.close_after.get(name):
+            self.close_after[name] -= 1
             return _DROP
         ms = (time.perf_counter() - t0) * 1000
         if ms >= st.slow_ms and name not in ("hello", "isMaster", "ismaster"):

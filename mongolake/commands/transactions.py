@@ -1,4 +1,4 @@
-"""Multi-document transactions over the wire, and the persistent session records.
+"""Multi-document transactions over the wire; reads at a past cluster time.
 
 A transaction belongs to a logical session (``lsid``) and a ``txnNumber``. Its
 first command carries ``startTransaction: true, autocommit: false`` (and the only
@@ -9,22 +9,21 @@ session's :class:`SessionTxn`; :func:`run_in_transaction` runs the handler with 
 engine transaction as the current one (``mongolake.engine.txn.using``), so reads
 see the snapshot plus the transaction's own writes and writes are buffered.
 
-Session records (``config.transactions``, one document per session: ``txnNum``,
-``lastWriteDate`` and the retryable write's ``reply`` or ``state: "committed"``)
-are written in the same WAL batch as the write or commit they describe, so after
-a restart a retried write is answered from its record instead of being applied
-again, and a retried commit answers ok. They are loaded once at startup
-(:func:`ensure_started`) and swept after the session timeout.
+A commit writes the session's record (``config.transactions``, see
+:mod:`.sessions`) in the transaction's own WAL batch, so a retried commit answers
+ok even after a restart; the records are loaded once at startup
+(:func:`ensure_started`), which also starts the reaper (transaction lifetime,
+session expiry). :func:`read_concern` handles ``afterClusterTime`` and snapshot
+reads at ``atClusterTime`` outside transactions (time travel).
 """
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
 import logging
-import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from bson.int64 import Int64
 from bson.timestamp import Timestamp
@@ -35,11 +34,10 @@ from mongolake.errors import ErrorCode, MongoError
 from .args import type_name
 from .context import Ctx, ServerState
 from .registry import Command, command
-from .sessions import SESSION_TIMEOUT, expire_sessions, lsid_key
+from .sessions import RECORDS_COLL, RECORDS_DB, expire_sessions, lsid_key, record_doc, sweep_records
 
 log = logging.getLogger("mongolake.commands")
 
-RECORDS_DB, RECORDS_COLL = "config", "transactions"
 # what mongod runs inside a transaction (anything else: OperationNotSupportedInTransaction)
 TXN_COMMANDS = frozenset({"find", "getMore", "killCursors", "insert", "update", "delete", "findAndModify",
                           "findandmodify", "aggregate", "distinct", "create", "createIndexes", "bulkWrite",
@@ -75,7 +73,6 @@ class _Registry:
         self.txns: dict[Any, SessionTxn] = {}
         self.loaded = False
         self.reaper: asyncio.Task | None = None
-        self.close_after: dict[str, int] = {}      # test hook: command name -> replies to drop
         self.history_cursors: dict[int, Transaction] = {}   # cursor id -> the past it reads
 
 
@@ -85,16 +82,6 @@ def registry(state: ServerState) -> _Registry:
         reg = _Registry()
         state._ml_txn_registry = reg            # type: ignore[attr-defined]
     return reg
-
-
-# -- session records -----------------------------------------------------------------------
-def record_id(lsid: dict) -> dict:
-    return {"id": lsid.get("id")}
-
-
-def record_doc(lsid: dict, number: int, **fields: Any) -> dict:
-    return {"_id": record_id(lsid), "txnNum": Int64(number),
-            "lastWriteDate": dt.datetime.now(dt.timezone.utc).replace(microsecond=0), **fields}
 
 
 def ensure_started(state: ServerState) -> None:
@@ -135,23 +122,6 @@ def _load_records(state: ServerState) -> None:
         log.info("loaded %d session records", n)
 
 
-def delete_records(state: ServerState, lsids: list[dict]) -> None:
-    eng = state.engine
-    ids = [record_id(s) for s in lsids if isinstance(s, dict)]
-    if ids and eng.get_collection(RECORDS_DB, RECORDS_COLL) is not None:
-        eng.delete(RECORDS_DB, RECORDS_COLL, {"_id": {"$in": ids}}, wait=False)
-
-
-def sweep_records(state: ServerState, now: float | None = None) -> int:
-    """Delete session records older than the session timeout."""
-    eng = state.engine
-    if eng.get_collection(RECORDS_DB, RECORDS_COLL) is None:
-        return 0
-    now = time.time() if now is None else now
-    cutoff = dt.datetime.fromtimestamp(now - SESSION_TIMEOUT, dt.timezone.utc)
-    return eng.delete(RECORDS_DB, RECORDS_COLL, {"lastWriteDate": {"$lt": cutoff}}, wait=False).n
-
-
 async def _reap_loop(state: ServerState) -> None:
     ticks = 0
     while True:
@@ -174,27 +144,6 @@ def sync_lifetime(state: ServerState) -> None:
     v = state.parameters.get("transactionLifetimeLimitSeconds", 60)
     if isinstance(v, (int, float)) and v > 0:
         state.engine.txns.lifetime = float(v)
-
-
-def run_recorded(ctx: Ctx, run: Callable[[], Awaitable[dict]]) -> tuple[dict, int]:
-    """Run a retryable write command's statements as one capture and commit them in
-    one batch together with the session's record (the reply). ``run`` must not
-    suspend before its reply (writes inside a capture return seq 0, so waiting for
-    durability is a no-op there). Returns ``(reply, seq)``."""
-    eng = ctx.engine
-    cap = eng.txns.capture()
-    coro = run()
-    with eng.lock, using(cap):
-        try:
-            coro.send(None)
-        except StopIteration as stop:
-            reply = stop.value
-        else:
-            coro.close()
-            raise MongoError(ErrorCode.InternalError, f"{ctx.name}: a retryable write suspended while applying")
-        eng.txns.put_document(cap, RECORDS_DB, RECORDS_COLL,
-                              record_doc(ctx.body["lsid"], int(ctx.body["txnNumber"]), reply=reply))
-    return reply, eng.txns.commit_capture(cap)
 
 
 # -- transaction fields at dispatch -------------------------------------------------------
@@ -517,34 +466,3 @@ async def _reach(ctx: Ctx, ts: Timestamp, what: str) -> None:
 
 
 _HISTORY_COMMANDS = frozenset({"find", "aggregate", "count", "distinct"})
-
-
-# -- a test-only hook -------------------------------------------------------------------------
-TEST_HOOK = "_mongolakeTestHook"
-
-
-def test_hooks_enabled() -> bool:
-    return os.environ.get("MONGOLAKE_TEST_HOOKS") == "1"
-
-
-async def test_hook(ctx: Ctx) -> dict:
-    """``{_mongolakeTestHook: 1, closeConnectionAfter: {<command>: <times>}}`` (only when the
-    server runs with ``MONGOLAKE_TEST_HOOKS=1``; not a registered command): the next
-    ``times`` runs of ``<command>`` are applied, then the connection is closed instead
-    of replying — what a network failure after a write looks like to a driver."""
-    spec = ctx.body.get("closeConnectionAfter") or {}
-    if not isinstance(spec, dict):
-        raise MongoError(ErrorCode.TypeMismatch, "closeConnectionAfter must be an object")
-    reg = registry(ctx.state)
-    for k, v in spec.items():
-        reg.close_after[k] = int(v)
-    return {"ok": 1.0}
-
-
-def drop_reply(state: ServerState, name: str) -> bool:
-    """True when the test hook asks to close the connection instead of replying."""
-    reg = getattr(state, "_ml_txn_registry", None)
-    if reg is None or not reg.close_after.get(name):
-        return False
-    reg.close_after[name] -= 1
-    return True
