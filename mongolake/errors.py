@@ -36,6 +36,7 @@ class ErrorCode(IntEnum):
     IndexNotFound = 27
     PathNotViable = 28
     NonExistentPath = 29
+    NoMatchingDocument = 47
     InvalidPath = 30
     RoleNotFound = 31
     CannotBackfillArray = 34
@@ -98,6 +99,7 @@ class ErrorCode(IntEnum):
     APIStrictError = 323
     ClientMarkedKilled = 46841
     InvalidUUID = 207
+    InvalidResumeToken = 260
     ExceededMemoryLimit = 146
     QueryPlanKilled = 175
     UnrecognizedCommandField = 40415

@@ -19,9 +19,9 @@ the default vacuum retention — or files already cleaned up) fails with
 ChangeStreamHistoryLost (286).
 
 A collection stream ends with ``invalidate`` after a drop or rename of its collection
-(or a dropDatabase); a database stream after dropDatabase. The cursor manager kills
-a dropped collection's cursors: :func:`revive` gives change-stream cursors back to
-``getMore`` so the stream can still deliver ``drop`` and ``invalidate``.
+(or a dropDatabase); a database stream after dropDatabase. The cursor manager's
+drop/rename invalidation spares change-stream cursors, so the stream can still
+deliver ``drop`` and ``invalidate``.
 """
 from __future__ import annotations
 
@@ -291,7 +291,7 @@ class ChangeStreamCursor:
 
     def close(self) -> None:
         """Called by the cursor manager when it kills the cursor (a waiting getMore then
-        answers at once); :func:`revive` reopens it after a drop's invalidation kill."""
+        answers at once)."""
         self.closed = True
 
     # the cursor protocol of plain cursors (never used: getMore calls get_more)
@@ -425,44 +425,4 @@ async def open_change_stream(ctx: Ctx) -> bytes:
         return bsonreply.cursor_reply(batch, 0, ns, True, extra)
     registered = ctx.state.cursors.register(ns, cur, ctx.conn.id, lsid=lsid_key(body.get("lsid")),
                                             kind="changeStream")
-    _register(ctx.state, registered)
     return bsonreply.cursor_reply(batch, registered.id, ns, True, extra)
-
-
-# -- surviving the cursor manager's drop invalidation ---------------------------------------------
-
-def _streams(state: Any) -> dict:
-    reg = getattr(state, "_change_streams", None)
-    if reg is None:
-        reg = state._change_streams = {}
-    return reg
-
-
-def _register(state: Any, cursor: Any) -> None:
-    reg = _streams(state)
-    mgr = state.cursors
-    invalidated = getattr(mgr, "_invalidated", {})
-    for cid in [c for c in reg if c not in mgr.cursors and c not in invalidated]:
-        del reg[cid]
-    reg[cursor.id] = cursor
-
-
-def revive(state: Any, cursor_id: int, ns: str) -> Any:
-    """A change-stream cursor killed because its collection was dropped or renamed is put
-    back (it must still deliver the drop and ``invalidate`` events); None otherwise."""
-    reg = _streams(state)
-    cur = reg.get(cursor_id)
-    if cur is None:
-        return None
-    mgr = state.cursors
-    if cursor_id in mgr.cursors:
-        return None
-    invalidated = getattr(mgr, "_invalidated", {})
-    if cursor_id in invalidated and cur.ns == ns:
-        invalidated.pop(cursor_id, None)
-        mgr.cursors[cursor_id] = cur
-        cur.it.closed = False
-        cur.last_used = mgr.clock()
-        return cur
-    del reg[cursor_id]
-    return None

@@ -147,8 +147,7 @@ async def get_more(ctx: Ctx) -> bytes:
     ns = ctx.ns(coll)
     batch_size = int_arg("getMore", ctx.body, "batchSize", 0)
     touch_session(ctx)
-    from .changestream import revive
-    cur = revive(ctx.state, int(cid), ns) or ctx.state.cursors.get(int(cid), ns)
+    cur = ctx.state.cursors.get(int(cid), ns)
     ctx.state.opcounters["getmore"] += 1
     getter = getattr(cur.it, "get_more", None)
     if getter is not None:      # e.g. change streams: may wait for data

@@ -135,6 +135,8 @@ class CursorManager:
         """Kill the cursors over ``ns`` (or over any collection of ``db``) because the
         collection was dropped or renamed; their next getMore answers QueryPlanKilled (175)."""
         def hit(c: Cursor) -> bool:
+            if c.kind == "changeStream":      # it must go on to deliver the drop/rename and invalidate
+                return False
             if ns is not None:
                 return c.ns == ns
             return c.ns.startswith(f"{db}.") and not c.ns.startswith(f"{db}.$cmd")
