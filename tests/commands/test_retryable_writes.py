@@ -185,3 +185,16 @@ def test_without_retry_the_lost_reply_is_an_error_but_the_write_happened(hook_se
         with pytest.raises(AutoReconnect):
             coll.update_one({"_id": 1}, {"$inc": {"n": 1}})
         assert coll.find_one({"_id": 1})["n"] == 1
+
+
+def test_lost_commit_reply_is_retried_by_the_driver(hook_server):
+    """A commit whose reply never arrives is an unknown commit result: the driver retries
+    commitTransaction with the same txnNumber and gets ok, the transaction applied once."""
+    with MongoClient(hook_server.url) as client:
+        coll = client.rw.commit
+        coll.drop()
+        coll.insert_one({"_id": 1, "n": 0})
+        _drop_next_reply(client, "commitTransaction")
+        with client.start_session() as s:
+            s.with_transaction(lambda s: coll.update_one({"_id": 1}, {"$inc": {"n": 1}}, session=s))
+        assert coll.find_one({"_id": 1})["n"] == 1
