@@ -86,6 +86,7 @@ class ErrorCode(IntEnum):
     CannotImplicitlyCreateCollection = 227
     SessionTransferIncomplete = 228
     NotImplemented = 238
+    SnapshotTooOld = 239
     TransactionTooOld = 225
     NoSuchSession = 206
     Interrupted = 11601

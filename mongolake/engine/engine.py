@@ -101,6 +101,10 @@ class Engine(ReadOps, WriteOps):
             self.changelog.append(batch)
             n += applied
         self.stats["recovered_batches"] = n
+        # the cluster clock never starts below the wall clock (an empty WAL after a clean stop)
+        now = Timestamp(int(time.time()), 0)
+        if now > self._last_ts:
+            self._last_ts = now
         max_flushed = max((c.flushed_seq for c in self.collections.values()), default=0)
         self.wal.open(next_seq=max(self.wal.last_seq, max_flushed, last_ddl_boundary(self)) + 1)
         # everything before the oldest WAL record made it into table / ddl change files

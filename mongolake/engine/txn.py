@@ -46,15 +46,6 @@ CURRENT: contextvars.ContextVar["Transaction | None"] = contextvars.ContextVar("
 TRANSIENT = ["TransientTransactionError"]
 
 
-class _SnapshotTooOld(MongoError):
-    def __init__(self, msg: str):
-        super().__init__(239, msg)
-
-    @property
-    def code_name(self) -> str:
-        return "SnapshotTooOld"
-
-
 def write_conflict(msg: str = "Write conflict during plan execution and yielding is disabled.") -> MongoError:
     return MongoError(ErrorCode.WriteConflict, msg, labels=TRANSIENT)
 
@@ -263,7 +254,7 @@ class TxnManager:
             try:
                 snap = c.table.snapshot(version)
             except Exception as e:      # vacuumed away
-                raise _SnapshotTooOld(f"the table history of {c.ns} no longer holds "
+                raise MongoError(ErrorCode.SnapshotTooOld, f"the table history of {c.ns} no longer holds "
                                  f"version {version} (needed for atClusterTime {ts})") from e
             base = snap.app_versions.get(WAL_APP_ID, 0)
         mt = Memtable()

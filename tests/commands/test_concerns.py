@@ -77,13 +77,3 @@ def test_read_concern_levels(client, db):
         db.command("find", "c", maxTimeMS=-5)
     assert ei.value.code == 2
     assert db.command("find", "c", maxTimeMS=5000, comment={"why": "test"})["ok"] == 1.0
-
-
-def test_transactions_are_refused_clearly(client, db):
-    db.c.insert_one({"_id": 1})
-    with client.start_session() as s:
-        with pytest.raises(OperationFailure) as ei:
-            with s.start_transaction():
-                db.c.insert_one({"_id": 2}, session=s)
-        assert ei.value.code == 238
-    assert db.c.count_documents({}) == 1
