@@ -30,7 +30,7 @@ from . import bsonreply, transactions
 from .args import int_arg
 from .concerns import check_read_concern, parse_write_concern
 from .context import Ctx, ServerState
-from .registry import load_all
+from .registry import AFTER_HOOKS, BEFORE_HOOKS, CLOSE_CONNECTION, load_all
 from .sessions import touch_session
 from .unsupported import NOT_IMPLEMENTED
 
@@ -181,6 +181,12 @@ class CommandHandler(BaseHandler):
             raise MongoError(ErrorCode.Unauthorized, f"{name} may only be run against the admin database.")
         st = self.state
         ctx = Ctx(st, conn, db, body, name, request)
+        for hook in BEFORE_HOOKS:
+            early = await hook(ctx, cmd)
+            if early is CLOSE_CONNECTION:
+                return _DROP
+            if early is not None:
+                return early
         check_read_concern(body.get("readConcern"))
         ctx.wc = parse_write_concern(body.get("writeConcern"))
         if "maxTimeMS" in body:
@@ -207,6 +213,10 @@ class CommandHandler(BaseHandler):
         finally:
             st.ops.pop(ctx.opid, None)
             st.killed_ops.discard(ctx.opid)
+        for after in AFTER_HOOKS:
+            result = await after(ctx, cmd, result)
+            if result is CLOSE_CONNECTION:
+                return _DROP
         if cmd.write and isinstance(result, dict) and result.get("ok"):
             wce = ctx.wc.error()
             if wce is not None:

@@ -25,6 +25,15 @@ class Command:
 
 REGISTRY: dict[str, Command] = {}
 
+# Hooks around every command, registered by cross-cutting modules (authentication,
+# fail points) so that the dispatcher stays the one place commands run through.
+# before(ctx, cmd) may raise a MongoError, return CLOSE_CONNECTION (drop the
+# connection without a reply) or a reply to answer instead, or None to go on;
+# after(ctx, cmd, result) may return a changed result (e.g. a writeConcernError).
+CLOSE_CONNECTION = object()
+BEFORE_HOOKS: list[Callable[[Any, Command], Awaitable[Any]]] = []
+AFTER_HOOKS: list[Callable[[Any, Command, Any], Awaitable[Any]]] = []
+
 
 def command(name: str, *aliases: str, help: str, admin_only: bool = False, needs_auth: bool = True,
             write: bool = False, in_txn: bool = True) -> Callable[[Handler], Handler]:
