@@ -75,6 +75,11 @@ OPTIONS: tuple[Option, ...] = (
       "connections", "server", minimum=0),
     O("slow_ms", "int", 100, "operations slower than this many milliseconds are logged (MongoDB's `slowms`; "
       "the `profile` command changes it at run time)", "server", minimum=0),
+    O("enable_test_commands", "bool", False, "enable the test commands `configureFailPoint` and "
+      "`waitForFailPoint` (fail points that fail, delay or cut commands to exercise drivers' error handling; "
+      "never in production); refused with `auth` unless `allow_test_commands_with_auth`", "server"),
+    O("allow_test_commands_with_auth", "bool", False, "allow `enable_test_commands` together with `auth` "
+      "(any client could then configure fail points)", "server"),
     # -- storage --
     O("storage", "str", "./.mongolake", "where tables live: a path, `file://…`, `memory://name`, "
       "`s3://bucket/prefix` (see [storage](storage.md), [S3](s3.md))", "storage", admin=True),
@@ -338,6 +343,9 @@ def validate(cfg: Config) -> None:
             u.port
         except ValueError:
             raise ConfigError(f"s3_endpoint ({cfg.sources['s3_endpoint']}): bad port in {ep!r}") from None
+    if cfg.get("enable_test_commands") and cfg.get("auth") and not cfg.get("allow_test_commands_with_auth"):
+        raise ConfigError("enable_test_commands: test commands let any client fail or stall commands, so they are "
+                          "refused together with auth (set allow_test_commands_with_auth to allow both)")
     wal = cfg.get("wal_dir")
     if wal is not None and "://" in wal:
         raise ConfigError(f"wal_dir: {wal!r} must be a local folder (the WAL always lives on local disk)")
