@@ -152,12 +152,19 @@ async def aggregate(ctx: Ctx) -> bytes:
     if not isinstance(cursor, dict):
         raise MongoError(ErrorCode.FailedToParse,
                          "The 'cursor' option is required, except for aggregate with the explain argument")
+    bs = cursor.get("batchSize")
+    pcount = pl.pure_count() if isinstance(ctx.arg, str) else None
+    if pcount is not None:
+        # [$match?, $count] and its $group form: counted in the engine (zone maps, Arrow
+        # pushdown), no document decoded where the pushdown is exact
+        flt = LetScope.for_command(ctx, body.get("let")).filter(pcount.filter)
+        n = ctx.engine.count(ctx.db, ctx.arg, flt)
+        return open_cursor(ctx, ctx.ns(ctx.arg), (bsonreply.encode(d) for d in pcount.result(n)), batch_size=bs,
+                           kind="aggregate")
     pctx = EngineContext(ctx, body.get("let"), body.get("collation"))
-    ctx.state.opcounters["command"] += 0
     src = _source(ctx, pl)
     rest = pl.without_leading_match()
     out_iter = rest.run(src, pctx)
-    bs = cursor.get("batchSize")
     target = ctx.arg
     ns = ctx.ns(target) if isinstance(target, str) else f"{ctx.db}.$cmd.aggregate"
     if rest.writes_output:
