@@ -146,6 +146,8 @@ def parameters(ctx: Ctx) -> dict:
     if not p:
         p.update(_PARAMS)
         p["cursorTimeoutMillis"] = Int64(int(ctx.state.cursors.idle_timeout * 1000))
+        from .failpoints import test_commands_enabled
+        p["enableTestCommands"] = int(test_commands_enabled(ctx.state))
     return p
 
 

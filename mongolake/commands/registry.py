@@ -51,4 +51,5 @@ def load_all() -> dict[str, Command]:
     """Import every command family (each registers its commands)."""
     from . import (admin, aggregate, bulkwrite, crud_read, crud_write, diagnostics, handshake,  # noqa: F401
                    indexes, sessions)
+    from . import failpoints  # noqa: F401  (test commands; its hooks run after those imported before)
     return REGISTRY
