@@ -160,6 +160,9 @@ def _serve(args: argparse.Namespace, argv: list[str]) -> int:
     except ListenError as e:    # e.g. the port is taken
         lock.release()
         return _fail(EXIT_FAILURE, str(e))
+    except ConfigError as e:    # found while starting: TLS files, the root user
+        lock.release()
+        return _fail(EXIT_CONFIG, f"configuration error: {e}")
     except Exception as e:      # noqa: BLE001 - e.g. storage failures while opening
         lock.release()
         log.exception("server failed")

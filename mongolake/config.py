@@ -59,6 +59,7 @@ class Option:
 GROUPS = {
     "server": "Server", "storage": "Storage and tables", "s3": "S3, MinIO, Cloudflare R2",
     "log": "Logging", "metrics": "Metrics", "compact": "Background compaction",
+    "security": "Security and limits (see [security](security.md))",
 }
 
 O = Option
@@ -80,6 +81,31 @@ OPTIONS: tuple[Option, ...] = (
       "never in production); refused with `auth` unless `allow_test_commands_with_auth`", "server"),
     O("allow_test_commands_with_auth", "bool", False, "allow `enable_test_commands` together with `auth` "
       "(any client could then configure fail points)", "server"),
+    # -- security and limits --
+    O("auth", "bool", False, "require authentication (SCRAM-SHA-256/SHA-1) and enforce users' roles on every "
+      "command", "security"),
+    O("root_username", "str", None, "create this user with the `root` role at start if it does not exist",
+      "security"),
+    O("root_password", "str", None, "password of `root_username` (used once, to derive its salted "
+      "credentials; never stored)", "security", secret=True),
+    O("tls_mode", "choice", None, "`disabled`, `allow` (TLS and plain connections on the same port) or "
+      "`require`", "security", choices=("disabled", "allow", "require"),
+      default_doc="`require` with a certificate, else `disabled`"),
+    O("tls_cert_file", "str", None, "PEM file of the server certificate (chain); may also hold the key",
+      "security"),
+    O("tls_key_file", "str", None, "PEM file of the certificate's private key", "security",
+      default_doc="in `tls_cert_file`"),
+    O("tls_ca_file", "str", None, "PEM file of the CAs that sign client certificates; clients must then "
+      "present one (see `tls_allow_no_client_cert`)", "security"),
+    O("tls_allow_no_client_cert", "bool", False, "with `tls_ca_file`, also accept clients without a "
+      "certificate", "security"),
+    O("idle_timeout", "float", 1800.0, "seconds after which a connection with no request (and nothing "
+      "running) is closed (`0` = never)", "security", minimum=0),
+    O("max_concurrent_ops", "int", 32, "expensive operations (reads, aggregations, index builds, compaction, "
+      "drops) run at once; others wait for a slot", "security", minimum=1),
+    O("regex_time_limit_ms", "int", 1000, "milliseconds one evaluation of a complex regular expression may "
+      "take before the query fails (51156): catastrophic backtracking cannot stall the server", "security",
+      minimum=1),
     # -- storage --
     O("storage", "str", "./.mongolake", "where tables live: a path, `file://…`, `memory://name`, "
       "`s3://bucket/prefix` (see [storage](storage.md), [S3](s3.md))", "storage", admin=True),
@@ -346,6 +372,9 @@ def validate(cfg: Config) -> None:
     if cfg.get("enable_test_commands") and cfg.get("auth") and not cfg.get("allow_test_commands_with_auth"):
         raise ConfigError("enable_test_commands: test commands let any client fail or stall commands, so they are "
                           "refused together with auth (set allow_test_commands_with_auth to allow both)")
+    if cfg.get("tls_mode") in ("allow", "require") and not cfg.get("tls_cert_file"):
+        raise ConfigError(f"tls_mode {cfg.tls_mode}: needs tls_cert_file (and tls_key_file unless the key is in "
+                          "the certificate file)")
     wal = cfg.get("wal_dir")
     if wal is not None and "://" in wal:
         raise ConfigError(f"wal_dir: {wal!r} must be a local folder (the WAL always lives on local disk)")

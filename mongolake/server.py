@@ -64,6 +64,9 @@ class _Handler(CommandHandler):
         try:
             return await super().handle(conn, request)
         finally:
+            sec = getattr(srv.state, "security", None)
+            if sec is not None:     # an operation slot taken by a command that failed
+                sec.limits.release(conn)
             srv.latency.observe(name if name in self.commands else "(unknown)", time.perf_counter() - t0)
             if counted:
                 srv.in_flight -= 1
@@ -153,8 +156,14 @@ class MongoLakeServer:
     async def start(self) -> None:
         if not self.engine.opened:
             await asyncio.to_thread(self.engine.open)
-        self.wire = WireServer(self.handler, self.options.host, self.options.port, codec_options=CODEC_OPTIONS,
-                               max_connections=self._opt("max_connections", 10000))
+        from mongolake import security
+        from mongolake.security import tls
+
+        sec = security.setup(self)              # users, root user, hooks, limits, warnings
+        tls_mode, tls_ctx = tls.from_options(self._opt)
+        self.wire = tls.make_wire_server(self.handler, self.options.host, self.options.port, mode=tls_mode,
+                                         context=tls_ctx, codec_options=CODEC_OPTIONS,
+                                         max_connections=self._opt("max_connections", 10000))
         try:
             await self.wire.start()
         except OSError as e:
@@ -162,6 +171,7 @@ class MongoLakeServer:
         self.options.port = self.wire.port
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._reap_loop()))
+        self._tasks.append(loop.create_task(sec.limits.reap_loop(self)))
         interval = self._opt("compact_interval", 0)
         if interval:
             self.compactor = BackgroundCompactor(self.engine, interval=interval,

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
+from mongolake import deadline
 from mongolake.errors import ErrorCode, MongoError
 
 MAX_BATCH_BYTES = 16 * 1024 * 1024
@@ -60,6 +61,8 @@ class Cursor:
         if self.limit:
             want = min(want, self.limit - self.returned)
         while len(out) < want:
+            if not len(out) & 255:
+                deadline.check()                    # maxTimeMS (pipelines between scan and reply)
             if self._peek:
                 raw = self._peek.pop()
             else:

@@ -224,12 +224,7 @@ async def whats_my_uri(ctx: Ctx) -> dict:
     return {"you": ctx.conn.peer, "ok": 1.0}
 
 
-@command("connectionStatus", help="Authenticated users and roles of this connection.", needs_auth=False)
-async def connection_status(ctx: Ctx) -> dict:
-    info = {"authenticatedUsers": [], "authenticatedUserRoles": []}
-    if ctx.body.get("showPrivileges"):
-        info["authenticatedUserPrivileges"] = []
-    return {"authInfo": info, "ok": 1.0}
+# connectionStatus and logout: see auth.py
 
 
 @command("listCommands", help="Every command this server knows, with help.", needs_auth=False)
@@ -254,12 +249,6 @@ async def get_log(ctx: Ctx) -> dict:
     if not isinstance(which, str):
         raise MongoError(ErrorCode.TypeMismatch, "Argument to getLog must be of type String")
     raise MongoError(ErrorCode.InvalidOptions, f"No log named '{which}'")
-
-
-@command("logout", help="End authentication on this connection.", needs_auth=False)
-async def logout(ctx: Ctx) -> dict:
-    ctx.conn.state.pop("user", None)
-    return {"ok": 1.0}
 
 
 @command("getFreeMonitoringStatus", help="Free monitoring is not offered (always disabled).")

@@ -15,7 +15,7 @@ transactions); those are raised by the handlers themselves.
 """
 from __future__ import annotations
 
-_AUTH = "authentication and access control are not supported yet by MongoLake (run it on a trusted network)"
+_ROLES = "user-defined roles are not supported by MongoLake: grant its built-in roles (rolesInfo lists them)"
 _REPL = "MongoLake is a single node: replica-set management is not supported"
 _SHARD = "MongoLake is not sharded"
 _JS = "server-side JavaScript is not supported by MongoLake"
@@ -24,14 +24,13 @@ _FLE = "queryable encryption is not supported by MongoLake"
 _PLAN = "MongoLake has no plan cache"
 
 NOT_IMPLEMENTED: dict[str, str] = {
-    # authentication, users, roles
-    "saslStart": _AUTH, "saslContinue": _AUTH, "authenticate": _AUTH,
-    "createUser": _AUTH, "updateUser": _AUTH, "dropUser": _AUTH, "dropAllUsersFromDatabase": _AUTH,
-    "grantRolesToUser": _AUTH, "revokeRolesFromUser": _AUTH, "usersInfo": _AUTH,
-    "createRole": _AUTH, "updateRole": _AUTH, "dropRole": _AUTH, "dropAllRolesFromDatabase": _AUTH,
-    "grantPrivilegesToRole": _AUTH, "revokePrivilegesFromRole": _AUTH, "grantRolesToRole": _AUTH,
-    "revokeRolesFromRole": _AUTH, "rolesInfo": _AUTH, "invalidateUserCache": _AUTH,
-    "rotateCertificates": "TLS is not supported by MongoLake",
+    # authentication, users, roles (SCRAM and built-in roles are implemented: commands/auth.py)
+    "authenticate": "only SCRAM-SHA-1 and SCRAM-SHA-256 through saslStart are supported by MongoLake "
+                    "(no MONGODB-X509)",
+    "createRole": _ROLES, "updateRole": _ROLES, "dropRole": _ROLES, "dropAllRolesFromDatabase": _ROLES,
+    "grantPrivilegesToRole": _ROLES, "revokePrivilegesFromRole": _ROLES, "grantRolesToRole": _ROLES,
+    "revokeRolesFromRole": _ROLES, "invalidateUserCache": "MongoLake keeps no user cache to invalidate",
+    "rotateCertificates": "the TLS certificate is loaded at start; restart MongoLake to rotate it",
     # replication
     "replSetGetStatus": _REPL, "replSetGetConfig": _REPL, "replSetInitiate": _REPL, "replSetReconfig": _REPL,
     "replSetStepDown": _REPL, "replSetStepUp": _REPL, "replSetFreeze": _REPL, "replSetMaintenance": _REPL,

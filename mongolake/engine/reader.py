@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from mongolake import deadline
 from mongolake.formats.base import DataFile, Snapshot, Table
 from mongolake.query import zonemap
 from mongolake.query.filter import referenced_paths
@@ -184,6 +185,7 @@ class FileReader:
             if arrow_expr is not None:
                 needed += sorted(c for c in plan.top_columns & fi.top if c not in needed)
             for rg in range(md.num_row_groups):
+                deadline.check()                    # maxTimeMS
                 stats.row_groups_total += 1
                 if plan.expr is not None and not zonemap.might_match(
                         plan.expr, zonemap.rowgroup_stats(md, rg, exact_cols | {KEY}, fspecs), fspecs):
@@ -209,7 +211,9 @@ class FileReader:
                 else:
                     m = plan.matcher
                     stats.docs_decoded += len(docs)
-                    for raw in docs:
+                    for i, raw in enumerate(docs):
+                        if not i & 1023:
+                            deadline.check()
                         d = bson.decode(raw, CODEC_OPTIONS)
                         if m(d):
                             yield raw, d
@@ -240,6 +244,7 @@ class FileReader:
             if arrow_expr is not None:
                 needed += sorted(c for c in plan.top_columns & fi.top if c not in needed)
             for rg in range(md.num_row_groups):
+                deadline.check()                    # maxTimeMS
                 stats.row_groups_total += 1
                 if plan.expr is not None and not zonemap.might_match(
                         plan.expr, zonemap.rowgroup_stats(md, rg, exact_cols | {KEY}, fspecs), fspecs):

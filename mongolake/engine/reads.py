@@ -7,6 +7,7 @@ from typing import Any, Iterator
 import bson
 from bson.regex import Regex
 
+from mongolake import deadline
 from mongolake.errors import ErrorCode, MongoError
 from mongolake.query import keystring
 from mongolake.query.bsonorder import CODEC_OPTIONS, MISSING
@@ -124,7 +125,9 @@ class ReadOps:
     def _iter_scan(self, c: Collection, plan: ScanPlan, decode: bool, stats: ScanStats, view: dict, snapshot):
         matcher = plan.matcher
         mem_hits = []
-        for e in view.values():
+        for i, e in enumerate(view.values()):
+            if not i & 1023:
+                deadline.check()                    # maxTimeMS
             if e.doc is None:
                 continue
             if matcher is None:
@@ -205,7 +208,9 @@ class ReadOps:
         else:
             view, snapshot = self._state(c)
             n = 0
-            for e in view.values():
+            for i, e in enumerate(view.values()):
+                if not i & 1023:
+                    deadline.check()                # maxTimeMS
                 if e.doc is not None and (plan.matcher is None or plan.matcher(bson.decode(e.doc, CODEC_OPTIONS))):
                     n += 1
             n += self.reader.count(c.table, snapshot, plan, set(view.keys()), stats)

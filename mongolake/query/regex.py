@@ -17,6 +17,7 @@ from typing import Any
 from bson.regex import Regex
 
 from mongolake.errors import ErrorCode, MongoError
+from mongolake.query.saferegex import BoundedPattern
 
 __all__ = ["compile_regex", "regex_parts", "validate_options", "literal_prefix", "VALID_OPTIONS"]
 
@@ -57,8 +58,9 @@ def validate_options(options: str) -> None:
             raise MongoError(51108, f"invalid flag in regex options: {ch}")
 
 
-def compile_regex(pattern: str, options: str = "") -> re.Pattern:
-    """Compile a MongoDB regex; raises MongoError 51091/51108/51109 like MongoDB."""
+def compile_regex(pattern: str, options: str = "") -> BoundedPattern:
+    """Compile a MongoDB regex; raises MongoError 51091/51108/51109 like MongoDB. The
+    result evaluates with a time bound (see :mod:`mongolake.query.saferegex`)."""
     validate_options(options)
     if "\x00" in pattern:
         raise MongoError(51109, "Regular expression cannot contain an embedded null byte")
@@ -66,12 +68,12 @@ def compile_regex(pattern: str, options: str = "") -> re.Pattern:
 
 
 @lru_cache(maxsize=2048)
-def _compile(pattern: str, options: str) -> re.Pattern:
+def _compile(pattern: str, options: str) -> BoundedPattern:
     flags = 0
     for ch in options:
         flags |= _FLAG_BITS[ch]
     try:
-        return re.compile(_translate(pattern), flags)
+        return BoundedPattern(re.compile(_translate(pattern), flags), pattern)
     except (re.error, OverflowError, ValueError) as exc:
         raise MongoError(51091, f"Regular expression is invalid: {exc}") from None
 

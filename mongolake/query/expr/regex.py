@@ -10,6 +10,7 @@ from bson.regex import Regex
 from mongolake.query.bsonorder import MISSING
 from mongolake.query.expr.core import Node, ParseState, compile_node, err, fold, register
 from mongolake.query.expr.values import type_name
+from mongolake.query.saferegex import BoundedPattern
 
 _FLAG_BITS = {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL, "x": re.VERBOSE, "u": 0}
 _POSIX = {
@@ -30,7 +31,7 @@ def translate_pcre(pattern: str) -> str:
 
 
 @lru_cache(maxsize=512)
-def compile_regex(pattern: str, options: str, op: str = "$regexMatch") -> re.Pattern:
+def compile_regex(pattern: str, options: str, op: str = "$regexMatch") -> BoundedPattern:
     """Compile a MongoDB regex (pattern + option letters) into a Python pattern."""
     flags = 0
     for ch in options:
@@ -40,7 +41,7 @@ def compile_regex(pattern: str, options: str, op: str = "$regexMatch") -> re.Pat
     if "\0" in pattern:
         raise err(51109, f"{op}: regular expression cannot contain an embedded null byte")
     try:
-        return re.compile(translate_pcre(pattern), flags)
+        return BoundedPattern(re.compile(translate_pcre(pattern), flags), pattern)
     except re.error as e:
         raise err(51111, f"Invalid Regular Expression in {op}: {e}") from None
 
