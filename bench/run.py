@@ -3,7 +3,7 @@
 Usage::
 
     python -m bench                      # N = 100,000 documents, all servers, all workloads
-    python bench/run.py --quick          # N = 2,000, short caps: proves the harness in < 1 min
+    python bench/run.py --quick          # N = 2,000, 0.3 s caps: proves the harness in < 1 min
     python -m bench --large              # N = 1,000,000
     python -m bench --only find_id,full_scan --servers mongolake,floor --json
 
@@ -48,7 +48,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("-n", "--docs", type=int, default=None, help="number of documents (overrides --quick/--large)")
     p.add_argument("--only", default=None, help="comma-separated workloads: " + ",".join(WORKLOADS))
     p.add_argument("--servers", default="mongolake,floor,peer", help="comma-separated: mongolake,floor,peer")
-    p.add_argument("--seconds", type=float, default=None, help="time cap per workload (default 5, quick 0.5)")
+    p.add_argument("--seconds", type=float, default=None, help="time cap per workload (default 5, quick 0.3)")
     p.add_argument("--mongolake-args", default="", help="extra arguments for 'mongolake serve', e.g. '--sync interval'")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of the table")
     args = p.parse_args(argv)
@@ -66,7 +66,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def make_limits(args) -> tuple[int, Limits]:
     if args.quick:
-        n, limits = 2_000, Limits(seconds=0.5, load_seconds=60, point_ops=500, heavy_ops=20, bulk_ops=2,
+        n, limits = 2_000, Limits(seconds=0.3, load_seconds=60, point_ops=300, heavy_ops=10, bulk_ops=2,
                                   stream_events=5)
     else:
         n, limits = (1_000_000 if args.large else 100_000), Limits()
