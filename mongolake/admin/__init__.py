@@ -1,5 +1,5 @@
 """The admin commands: ``inspect``, ``check``, ``compact``, ``vacuum``, ``import``,
-``export`` (on a stopped server's store; they refuse a store a running server
+``export``, ``user`` (on a stopped server's store; they refuse a store a running server
 holds) and ``ping`` (is a server answering?).
 
 ``COMMANDS`` maps each name to ``(help, add_arguments)``; :func:`run` dispatches a
@@ -12,7 +12,7 @@ import argparse
 import sys
 from typing import Any, Callable
 
-from . import check, inspect, maintain, ping, transfer
+from . import check, inspect, maintain, ping, transfer, users
 from .common import AdminError
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
@@ -26,11 +26,13 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
     "export": ("write a collection as JSON Lines (canonical Extended JSON: lossless) or CSV",
                transfer.add_export_args),
     "ping": ("check that a MongoLake (or MongoDB) server answers; exit 0 if it does", ping.add_args),
+    "user": ("add, list or remove users (SCRAM credentials, built-in roles) of a stopped server's store",
+             users.add_args),
 }
 
 _RUN: dict[str, Callable[[argparse.Namespace, Any], int]] = {
     "inspect": inspect.run, "check": check.run, "compact": maintain.run_compact, "vacuum": maintain.run_vacuum,
-    "import": transfer.run_import, "export": transfer.run_export,
+    "import": transfer.run_import, "export": transfer.run_export, "user": users.run,
 }
 
 
