@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as _dt
 import decimal
 import math
+from functools import lru_cache
 from typing import Any, Callable
 
 from bson.binary import Binary
@@ -140,14 +141,10 @@ def _compare_test(op: str, val: Any) -> Callable[[Any], bool]:
 
         def slow_num(v: Any, _op=_CMPOP[op]) -> bool:
             return isinstance(v, _SLOW_NUMBERS) and not is_nan(v) and _op(compare(v, num))
-        ns = {"num": num, "slow": slow_num}
-        exec(f"def test(v):\n t = type(v)\n if t is int or t is float: return v {pyop} num\n"
-             f" return slow(v)\n", ns)
-        return ns["test"]
+        return _define(f"def test(v):\n t = type(v)\n if t is int or t is float: return v {pyop} num\n"
+                       f" return slow(v)\n", {"num": num, "slow": slow_num}, "test")
     if t_val is str:
-        ns = {"s": val}
-        exec(f"def test(v): return type(v) is str and v {_PYOP[op]} s\n", ns)
-        return ns["test"]
+        return _define(f"def test(v): return type(v) is str and v {_PYOP[op]} s\n", {"s": val}, "test")
     if t_val is _dt.datetime and op != "$eq":
         ms = date_ms(val)
         cmp_op = _CMPOP[op]
@@ -157,6 +154,17 @@ def _compare_test(op: str, val: Any) -> Callable[[Any], bool]:
     if op == "$eq":
         return lambda v: canonical_rank(v) == rank and compare(v, val) == 0
     return lambda v: canonical_rank(v) == rank and not (rank == _NUM_RANK and is_nan(v)) and cmp_op(compare(v, val))
+
+
+@lru_cache(maxsize=256)
+def _code(src: str) -> Any:
+    """Compiled code of a closure template (templates are few; values go in namespaces)."""
+    return compile(src, "<mongolake.matcher>", "exec")
+
+
+def _define(src: str, ns: dict[str, Any], name: str) -> Any:
+    exec(_code(src), ns)
+    return ns[name]
 
 
 def _cmp(a: Any, b: Any) -> int:
@@ -515,8 +523,7 @@ def _fast_single_key(node: Node, key: str, test: Callable, leaf: bool) -> Matche
             "      if test(e): return True\n"
             "  return test(v)\n")
     ns["generic"] = lambda doc: test(_generic_get(doc, key))
-    exec(body, ns)
-    return ns["m"]
+    return _define(body, ns, "m")
 
 
 def _fuse_ranges(children: list[Node]) -> list[Matcher]:
@@ -537,7 +544,7 @@ def _fuse_ranges(children: list[Node]) -> list[Matcher]:
         t_lo, t_hi = _compare_test(lo.op, lo.value), _compare_test(hi.op, hi.value)
         ns = {"MISSING": MISSING, "key": key, "lo": lo.value, "hi": hi.value, "tl": t_lo, "th": t_hi,
               "iter_path": iter_path}
-        exec("def m(doc):\n"
+        out.append(_define("def m(doc):\n"
              "  v = doc.get(key, MISSING) if type(doc) is dict else MISSING\n"
              "  t = type(v)\n"
              f"  if t is int or t is float: return v {_PYOP[lo.op]} lo and v {_PYOP[hi.op]} hi\n"
@@ -546,8 +553,7 @@ def _fuse_ranges(children: list[Node]) -> list[Matcher]:
              "  if type(doc) is not dict:\n"
              "    vals = [x for x, _ in iter_path(doc, (key,))]\n"
              "    return any(tl(x) for x in vals) and any(th(x) for x in vals)\n"
-             "  return tl(v) and th(v)\n", ns)
-        out.append(ns["m"])
+             "  return tl(v) and th(v)\n", ns, "m"))
         children.remove(lo)
         children.remove(hi)
     return out

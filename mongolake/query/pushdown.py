@@ -280,7 +280,7 @@ def _is_simple_eq(v: Any, kind: str) -> bool:
     if kind == "int":
         return _exact_int(v) is not None
     if kind == "double":
-        return type(v) is float
+        return type(v) is float and v != 0              # is_in hashes bits: -0.0 would miss 0.0
     return True
 
 
