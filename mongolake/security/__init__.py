@@ -53,6 +53,8 @@ async def after_command(ctx: Any, cmd: Any, result: Any) -> Any:
         _hello_extras(sec, ctx, result)
     elif ctx.name == "listDatabases" and isinstance(result, dict) and sec.auth:
         _filter_databases(sec, ctx, result)
+    elif ctx.name == "serverStatus" and isinstance(result, dict):
+        result["security"] = _status(sec)
     sec.limits.after(ctx, ctx.name, result)
     return result
 
@@ -72,6 +74,17 @@ def _hello_extras(sec: Security, ctx: Any, result: dict) -> None:
                 skip_empty=bool(opts.get("skipEmptyExchange")))
         except Exception:   # noqa: BLE001 - a failed speculation is simply not answered
             pass
+
+
+def _status(sec: Security) -> dict:
+    """serverStatus' ``security`` section: authentication and limit counters."""
+    import asyncio
+
+    lim = sec.limits
+    return {"auth": sec.auth, "users": len(sec.users), "authentications": dict(sec.stats),
+            "limits": {"maxConcurrentOps": lim.max_concurrent_ops, "idleTimeoutSecs": lim.idle_timeout,
+                       **{k: v for k, v in lim.stats.items()}},
+            "asyncioTasks": len(asyncio.all_tasks())}
 
 
 def _filter_databases(sec: Security, ctx: Any, result: dict) -> None:
