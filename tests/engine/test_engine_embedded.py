@@ -91,9 +91,15 @@ def test_generated_object_ids_first(eng):
     assert list(doc) == ["_id", "a"]
 
 
-def test_delta_rs_reads_the_table(eng, tmp_path):
-    if eng.table_format != "delta":
-        pytest.skip("delta-rs reads Delta tables; the Iceberg twin is test_pyiceberg_reads_the_table")
+@pytest.fixture
+def delta_eng(tmp_path):
+    e = Engine(str(tmp_path / "lake"), flush_interval=3600, table_format="delta").open()
+    yield e
+    e.close()
+
+
+def test_delta_rs_reads_the_table(delta_eng, tmp_path):
+    eng = delta_eng
     eng.insert("db", "people", [{"_id": i, "name": f"n{i}", "age": 20 + i, "profile": {"level": i % 4}}
                                 for i in range(30)])
     eng.flush()
