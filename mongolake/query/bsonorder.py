@@ -79,6 +79,8 @@ def canonical_rank(v: Any) -> int:
         return NULL
     if isinstance(v, bool):
         return BOOL
+    if isinstance(v, Code):                     # a str subclass: test before str
+        return CODEWSCOPE if v.scope is not None else CODE
     if isinstance(v, (int, float, Decimal128, decimal.Decimal)):
         return NUMBER
     if isinstance(v, str):
