@@ -96,6 +96,21 @@ def _source(ctx: Ctx, pl: Any, stats: ScanStats | None = None) -> Iterator[dict]
     return ctx.engine.find(ctx.db, target, flt, as_raw=False, stats=stats)
 
 
+def _columnar(ctx: Ctx, pl: Any, rest: Any, pctx: Any) -> Iterator[dict] | None:
+    """``[$match?, $group, ...]`` with the group computed in Arrow over shredded columns
+    when that is provably identical (see mongolake.engine.columnar); else None."""
+    from mongolake.engine import columnar
+    from mongolake.query.aggregate.pipeline import Pipeline
+
+    if not isinstance(ctx.arg, str) or not rest.stages or rest.stages[0].name != "$group" \
+            or ctx.body.get("let") or ctx.body.get("collation"):
+        return None
+    docs = columnar.group(ctx.engine, ctx.db, ctx.arg, pl.leading_match() or {}, rest.stages[0].spec)
+    if docs is None:
+        return None
+    return Pipeline(rest.stages[1:], rest.options).run(iter(docs), pctx)
+
+
 _AGG_FIELDS = {"pipeline", "explain", "allowDiskUse", "cursor", "bypassDocumentValidation", "collation", "hint",
                "let", "fromMongos", "needsMerge", "isMapReduceCommand", "collectionUUID", "exchange",
                "includeQueryStatsMetrics"}
@@ -162,9 +177,10 @@ async def aggregate(ctx: Ctx) -> bytes:
         return open_cursor(ctx, ctx.ns(ctx.arg), (bsonreply.encode(d) for d in pcount.result(n)), batch_size=bs,
                            kind="aggregate")
     pctx = EngineContext(ctx, body.get("let"), body.get("collation"))
-    src = _source(ctx, pl)
     rest = pl.without_leading_match()
-    out_iter = rest.run(src, pctx)
+    out_iter = _columnar(ctx, pl, rest, pctx)
+    if out_iter is None:
+        out_iter = rest.run(_source(ctx, pl), pctx)
     target = ctx.arg
     ns = ctx.ns(target) if isinstance(target, str) else f"{ctx.db}.$cmd.aggregate"
     if rest.writes_output:

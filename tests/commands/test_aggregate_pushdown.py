@@ -19,3 +19,37 @@ def test_count_pipelines_match_the_plain_path(db, client):
         expected = sum(1 for _ in db.c.find(flt))
         assert pushed == plain == ([{"k": expected}] if expected else [])
         assert grouped == ([{"_id": None, "k": expected}] if expected else [])
+
+
+def _norm(docs):
+    return sorted(docs, key=lambda d: repr(d["_id"]))
+
+
+def test_columnar_group_matches_the_document_path(db, client):
+    rnd = random.Random(11)
+    cities = ["Paris", "Oslo", "Lima", None]
+    docs = []
+    for i in range(900):
+        d = {"_id": i, "n": rnd.randint(-50, 1000), "lvl": {"x": rnd.randint(0, 3)}}
+        c = rnd.choice(cities)
+        if c is not None:
+            d["city"] = c
+        if rnd.random() < 0.1:
+            del d["n"]
+        docs.append(d)
+    db.g.insert_many(docs[:500])
+    client.admin.command("fsync")
+    db.g.insert_many(docs[500:])                       # some rows still in the memtable
+    db.g.update_many({"n": {"$gt": 900}}, {"$inc": {"n": 1}})
+    group = {"_id": "$city", "s": {"$sum": "$n"}, "a": {"$avg": "$n"}, "lo": {"$min": "$n"}, "hi": {"$max": "$n"},
+             "c": {"$sum": 1}, "k": {"$count": {}}}
+    for match in [{}, {"n": {"$gte": 100}}, {"city": "Oslo"}, {"lvl.x": 2}]:
+        fast = list(db.g.aggregate([{"$match": match}, {"$group": group}, {"$sort": {"s": -1}}]))
+        slow = list(db.g.aggregate([{"$match": match}, {"$addFields": {"_z": 1}}, {"$group": group},
+                                    {"$sort": {"s": -1}}]))
+        assert _norm(fast) == _norm(slow)
+        assert sum(d["c"] for d in fast) == db.g.count_documents(match)
+    by_level = list(db.g.aggregate([{"$group": {"_id": "$lvl.x", "n": {"$sum": 1}}}, {"$sort": {"_id": 1}}]))
+    assert [d["_id"] for d in by_level] == [0, 1, 2, 3] and sum(d["n"] for d in by_level) == 900
+    everything = list(db.g.aggregate([{"$group": {"_id": None, "s": {"$sum": "$n"}, "m": {"$max": "$city"}}}]))
+    assert everything == [{"_id": None, "s": sum(d.get("n", 0) for d in db.g.find()), "m": "Paris"}]

@@ -1,0 +1,183 @@
+"""Columnar execution of ``[$match?, $group]`` in Arrow, when provably identical.
+
+The group runs on shredded columns instead of decoded documents when every
+field it touches (group key, accumulator inputs) is a shredded column that is
+*exact* in every file that can match and in the memtable rows, and the filter's
+Arrow pushdown is exact in every such file. Then Arrow's values are exactly the
+documents' values, nulls are exactly null-or-missing, and ``$sum``/``$avg``/
+``$min``/``$max``/``$count`` over them equal MongoDB's (which ignore non-numeric
+values for ``$sum``/``$avg`` and null/missing for ``$min``/``$max``).
+Anything else answers None and the caller runs the pipeline document by document.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import bson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from mongolake.query import columns, zonemap
+from mongolake.query.bsonorder import CODEC_OPTIONS
+from mongolake.query.pushdown import pushdown
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+_ARROW_AGG = {"$sum": "sum", "$avg": "mean", "$min": "min", "$max": "max"}
+_KEY_KINDS = ("int", "double", "string", "bool", "date")      # objectId columns hold hex, not ObjectIds
+
+
+def _field(arg: Any) -> str | None:
+    if isinstance(arg, str) and arg.startswith("$") and not arg.startswith("$$") and len(arg) > 1:
+        return arg[1:]
+    return None
+
+
+def plan_group(spec: dict, specs: dict) -> tuple[str | None, list[tuple[str, str, str | None]]] | None:
+    """``(key_path_or_None, [(out_field, op, path_or_None)])`` or None when not columnar."""
+    key = spec.get("_id")
+    if key is None:
+        key_path = None
+    else:
+        key_path = _field(key)
+        if key_path is None or key_path not in specs or specs[key_path].kind not in _KEY_KINDS:
+            return None
+    accs = []
+    for out, acc in spec.items():
+        if out == "_id":
+            continue
+        if not isinstance(acc, dict) or len(acc) != 1:
+            return None
+        op, arg = next(iter(acc.items()))
+        if op == "$count" and arg == {}:
+            accs.append((out, "count", None))
+            continue
+        if op == "$sum" and isinstance(arg, (int, float)) and not isinstance(arg, bool) and arg == 1:
+            accs.append((out, "count", None))
+            continue
+        path = _field(arg)
+        if op not in _ARROW_AGG or path is None or path not in specs:
+            return None
+        if op in ("$sum", "$avg") and specs[path].kind != "int":
+            # integer sums are exact in any order; double sums depend on the order of
+            # additions, so those stay on the document path (MongoDB's own summation)
+            return None
+        if op in ("$min", "$max") and specs[path].kind not in _KEY_KINDS:
+            return None
+        accs.append((out, op, path))
+    return key_path, accs
+
+
+def _flat(t: pa.Table) -> pa.Table:
+    while any(pa.types.is_struct(f.type) for f in t.schema):
+        t = t.flatten()
+    return t
+
+
+def group(engine: "Engine", db: str, coll: str, match: dict | None, spec: dict) -> list[dict] | None:
+    c = engine.get_collection(db, coll)
+    if c is None:
+        return None
+    planned = plan_group(spec, c.specs)
+    if planned is None:
+        return None
+    key_path, accs = planned
+    paths = sorted({p for p in [key_path, *(a[2] for a in accs)] if p})
+    plan = engine.plan(c, match or {})
+    view, snapshot = engine._state(c)
+    parts: list[pa.Table] = []
+    # memtable rows: shred them the same way a flush would; every needed column must be exact
+    live = [(e.doc, bson.decode(e.doc, CODEC_OPTIONS)) for e in view.values() if e.doc is not None]
+    if plan.matcher is not None:
+        live = [x for x in live if plan.matcher(x[1])]
+    if live:
+        need = {p: c.specs[p] for p in paths}
+        t, exact = columns.build_table([x[0] for x in live], [x[1] for x in live], need)
+        if not set(paths) <= exact:
+            return None
+        parts.append(_flat(t).select(paths) if paths else pa.table({"_n": pa.nulls(t.num_rows)}))
+    shadow = pa.array(list(view.keys()), pa.binary()) if view else None
+    for f in snapshot.files:
+        if plan.expr is not None and not zonemap.might_match(plan.expr, f, plan.specs):
+            continue
+        exact_cols = set(f.null_count)
+        if not set(paths) <= exact_cols:
+            return None
+        fi = engine.reader.info(c.table, f)
+        fspecs = fi.file_specs(plan.specs)
+        arrow_expr, exact = pushdown(plan.expr, fspecs, exact_cols) if plan.expr is not None else (None, True)
+        if not exact:
+            return None
+        cols = sorted({"_key", *(p.split(".", 1)[0] for p in paths), *(plan.top_columns & fi.top)})
+        t = fi.pf.read(columns=cols)
+        if arrow_expr is not None:
+            t = t.filter(arrow_expr)
+        if shadow is not None and t.num_rows:
+            t = t.filter(pc.invert(pc.is_in(t.column("_key"), value_set=shadow)))
+        t = _flat(t)
+        parts.append(t.select(paths) if paths else pa.table({"_n": pa.nulls(t.num_rows)}))
+    if not parts:
+        return []
+    data = pa.concat_tables(parts, promote_options="permissive")
+    if data.num_rows == 0:
+        return []
+    return _aggregate(data, key_path, accs)
+
+
+def _aggregate(data: pa.Table, key_path: str | None, accs: list) -> list[dict]:
+    min0 = pc.ScalarAggregateOptions(min_count=0)
+    if key_path is None:
+        doc: dict[str, Any] = {"_id": None}
+        for out, op, path in accs:
+            if op == "count":
+                doc[out] = data.num_rows
+            elif op == "$sum":
+                doc[out] = pc.sum(data.column(path), min_count=0).as_py()
+            elif op == "$avg":
+                col = data.column(path)
+                n = pc.count(col).as_py()
+                doc[out] = pc.sum(col).as_py() / n if n else None
+            else:
+                doc[out] = getattr(pc, _ARROW_AGG[op])(data.column(path)).as_py()
+        return [doc]
+    wanted: dict[tuple, str] = {}            # (column, function) -> result column name
+    aggs = []
+
+    def need(col: Any, fn: str, opts: Any = None) -> str:
+        name = "count_all" if fn == "count_all" else f"{col}_{fn}"
+        if (str(col), fn) not in wanted:
+            wanted[(str(col), fn)] = name
+            aggs.append((col, fn, opts) if opts is not None else (col, fn))
+        return name
+
+    for _out, op, path in accs:
+        if op == "count":
+            need([], "count_all")
+        elif op == "$sum":
+            need(path, "sum", min0)
+        elif op == "$avg":                       # exact integer sum / count, as MongoDB divides
+            need(path, "sum", min0)
+            need(path, "count")
+        else:
+            need(path, _ARROW_AGG[op])
+    res = data.group_by(key_path, use_threads=False).aggregate(aggs)
+    col = {n: res.column(n).to_pylist() for n in set(wanted.values())}
+    key_vals = res.column(key_path).to_pylist()
+    out_docs = []
+    for r in range(res.num_rows):
+        d: dict[str, Any] = {"_id": key_vals[r]}
+        for out, op, path in accs:
+            if op == "count":
+                v = col["count_all"][r]
+            elif op == "$avg":
+                n = col[f"{path}_count"][r]
+                v = col[f"{path}_sum"][r] / n if n else None
+            elif op == "$sum":
+                v = col[f"{path}_sum"][r]
+                v = 0 if v is None else v
+            else:
+                v = col[f"{path}_{_ARROW_AGG[op]}"][r]
+            d[out] = v
+        out_docs.append(d)
+    return out_docs
