@@ -24,7 +24,6 @@ from typing import Any
 from bson.raw_bson import RawBSONDocument
 
 from mongolake import deadline
-from mongolake.errors import ErrorCode, MongoError
 
 log = logging.getLogger("mongolake.security")
 
@@ -49,7 +48,7 @@ class Limits:
         self.idle_timeout = float(idle_timeout or 0.0)
         self._sem = asyncio.Semaphore(self.max_concurrent_ops)
         self.budgets: dict[int, float] = {}       # cursor id -> seconds of maxTimeMS left
-        self.stats = {"idle_closed": 0, "op_waits": 0, "max_time_expired": 0}
+        self.stats = {"idle_closed": 0, "op_waits": 0, "op_wait_timeouts": 0}
 
     # -- per command -------------------------------------------------------------
     async def before(self, ctx: Any, name: str) -> None:
@@ -76,7 +75,7 @@ class Limits:
                 else:
                     await asyncio.wait_for(self._sem.acquire(), timeout=max(0.0, dl - time.monotonic()))
             except asyncio.TimeoutError:
-                self.stats["max_time_expired"] += 1
+                self.stats["op_wait_timeouts"] += 1
                 raise deadline.expired_error() from None
             conn.state[_SLOT] = True
 
@@ -102,10 +101,6 @@ class Limits:
         """Give back ``conn``'s operation slot (also after a failed command)."""
         if conn.state.pop(_SLOT, None):
             self._sem.release()
-
-    def failed(self, conn: Any, error: BaseException) -> None:
-        if isinstance(error, MongoError) and error.code == ErrorCode.MaxTimeMSExpired:
-            self.stats["max_time_expired"] += 1
 
     def prune(self, live_cursor_ids: Any) -> None:
         for cid in [c for c in self.budgets if c not in live_cursor_ids]:
