@@ -6,8 +6,11 @@ from typing import Any, Iterable, Iterator
 
 from bson.binary import Binary
 
+import bson
+
 from mongolake.engine.reader import ScanStats
 from mongolake.errors import ErrorCode, MongoError
+from mongolake.query.bsonorder import CODEC_OPTIONS
 
 from . import bsonreply
 from .context import Ctx
@@ -102,10 +105,16 @@ def _columnar(ctx: Ctx, pl: Any, rest: Any, pctx: Any) -> Iterator[dict] | None:
     from mongolake.engine import columnar
     from mongolake.query.aggregate.pipeline import Pipeline
 
-    if not isinstance(ctx.arg, str) or not rest.stages or rest.stages[0].name != "$group" \
-            or ctx.body.get("let") or ctx.body.get("collation"):
+    if not isinstance(ctx.arg, str) or not rest.stages or ctx.body.get("let") or ctx.body.get("collation"):
         return None
-    docs = columnar.group(ctx.engine, ctx.db, ctx.arg, pl.leading_match() or {}, rest.stages[0].spec)
+    first = rest.stages[0]
+    if first.name == "$group":
+        docs = columnar.group(ctx.engine, ctx.db, ctx.arg, pl.leading_match() or {}, first.spec)
+    elif first.name == "$sort" and getattr(first, "limit", None) and isinstance(first.spec, dict):
+        raws = columnar.top_k(ctx.engine, ctx.db, ctx.arg, pl.leading_match() or {}, first.spec, int(first.limit))
+        docs = None if raws is None else [bson.decode(r, CODEC_OPTIONS) for r in raws]
+    else:
+        return None
     if docs is None:
         return None
     return Pipeline(rest.stages[1:], rest.options).run(iter(docs), pctx)

@@ -181,3 +181,66 @@ def _aggregate(data: pa.Table, key_path: str | None, accs: list) -> list[dict]:
             d[out] = v
         out_docs.append(d)
     return out_docs
+
+
+def top_k(engine: "Engine", db: str, coll: str, match: dict | None, sort: dict, k: int) -> list[bytes] | None:
+    """The first ``k`` documents (raw BSON) of ``match`` ordered by ``sort`` — one field,
+    ascending or descending — computed on the shredded column when it is exact in every
+    candidate file and the memtable rows (nulls/missing first ascending, last descending,
+    as MongoDB orders them), reading ``_doc`` only for the winners. None: not applicable."""
+    if len(sort) != 1 or k <= 0:
+        return None
+    (path, direction), = sort.items()
+    c = engine.get_collection(db, coll)
+    if c is None or direction not in (1, -1) or path not in c.specs or c.specs[path].kind not in _KEY_KINDS:
+        return None
+    plan = engine.plan(c, match or {})
+    view, snapshot = engine._state(c)
+    order = "ascending" if direction == 1 else "descending"
+    nulls = "at_start" if direction == 1 else "at_end"
+    parts: list[pa.Table] = []
+    live = [(e.doc, bson.decode(e.doc, CODEC_OPTIONS)) for e in view.values() if e.doc is not None]
+    if plan.matcher is not None:
+        live = [x for x in live if plan.matcher(x[1])]
+    if live:
+        t, exact = columns.build_table([x[0] for x in live], [x[1] for x in live], {path: c.specs[path]})
+        if path not in exact:
+            return None
+        t = _flat(t).select(["_key", path])
+        if c.specs[path].kind == "double" and pc.any(pc.is_nan(t.column(path))).as_py():
+            return None
+        parts.append(t)
+    shadow = pa.array(list(view.keys()), pa.binary()) if view else None
+    for f in snapshot.files:
+        if plan.expr is not None and not zonemap.might_match(plan.expr, f, plan.specs):
+            continue
+        exact_cols = set(f.null_count)
+        if path not in exact_cols:
+            return None
+        fi = engine.reader.info(c.table, f)
+        fspecs = fi.file_specs(plan.specs)
+        arrow_expr, exact = pushdown(plan.expr, fspecs, exact_cols) if plan.expr is not None else (None, True)
+        if not exact:
+            return None
+        cols = sorted({"_key", path.split(".", 1)[0], *(plan.top_columns & fi.top)})
+        t = fi.pf.read(columns=cols)
+        if arrow_expr is not None:
+            t = t.filter(arrow_expr)
+        if shadow is not None and t.num_rows:
+            t = t.filter(pc.invert(pc.is_in(t.column("_key"), value_set=shadow)))
+        t = _flat(t).select(["_key", path])
+        if c.specs[path].kind == "double" and pc.any(pc.is_nan(t.column(path))).as_py():
+            return None                       # MongoDB puts NaN below every number: keep its order
+        if t.num_rows > k:                    # keep each part small
+            t = t.take(pc.sort_indices(t, sort_keys=[(path, order)], null_placement=nulls)[:k])
+        parts.append(t)
+    if not parts:
+        return []
+    data = pa.concat_tables(parts, promote_options="permissive")
+    idx = pc.sort_indices(data, sort_keys=[(path, order)], null_placement=nulls)[:k]
+    out = []
+    for key in data.column("_key").take(idx).to_pylist():
+        raw = engine.lookup_key(c, key)
+        if raw is not None:
+            out.append(raw)
+    return out

@@ -53,3 +53,24 @@ def test_columnar_group_matches_the_document_path(db, client):
     assert [d["_id"] for d in by_level] == [0, 1, 2, 3] and sum(d["n"] for d in by_level) == 900
     everything = list(db.g.aggregate([{"$group": {"_id": None, "s": {"$sum": "$n"}, "m": {"$max": "$city"}}}]))
     assert everything == [{"_id": None, "s": sum(d.get("n", 0) for d in db.g.find()), "m": "Paris"}]
+
+
+def test_sort_limit_top_k_matches_the_document_path(db, client):
+    rnd = random.Random(5)
+    docs = [{"_id": i, "n": rnd.randint(0, 50), "s": rnd.choice(["b", "a", "c"]) if i % 7 else None}
+            for i in range(700)]
+    for d in docs[::11]:
+        d.pop("n")
+    db.t.insert_many(docs[:400])
+    client.admin.command("fsync")
+    db.t.insert_many(docs[400:])
+    db.t.delete_many({"n": 3})
+    for match in [{}, {"n": {"$gte": 20}}]:
+        for key in ("n", "s"):
+            for direction in (1, -1):
+                fast = list(db.t.aggregate([{"$match": match}, {"$sort": {key: direction}}, {"$limit": 15},
+                                            {"$project": {key: 1, "_id": 0}}]))
+                slow = list(db.t.aggregate([{"$match": match}, {"$addFields": {"_z": 1}},
+                                            {"$sort": {key: direction}}, {"$limit": 15},
+                                            {"$project": {key: 1, "_id": 0}}]))
+                assert fast == slow, (match, key, direction)

@@ -24,3 +24,21 @@ def test_group_runs_in_arrow_only_when_exact(tmp_path):
         assert columnar.group(e, "db", "c", {}, {"_id": None, "p": {"$push": "$n"}}) is None
     finally:
         e.close()
+
+
+def test_top_k_on_a_shredded_column(tmp_path):
+    import bson
+
+    e = Engine(str(tmp_path / "lake"), flush_interval=3600).open()
+    try:
+        e.insert("db", "c", [{"_id": i, "n": (i * 37) % 101} for i in range(100)])
+        e.flush()
+        e.insert("db", "c", [{"_id": 100}, {"_id": 101, "n": 500}])
+        asc = columnar.top_k(e, "db", "c", {}, {"n": 1}, 3)
+        assert [bson.decode(r).get("n") for r in asc] == [None, 0, 1]      # missing sorts first
+        desc = columnar.top_k(e, "db", "c", {"n": {"$lt": 100}}, {"n": -1}, 2)
+        assert [bson.decode(r)["n"] for r in desc] == [99, 98]
+        e.insert("db", "c", [{"_id": 102, "n": float("nan")}])
+        assert columnar.top_k(e, "db", "c", {}, {"n": 1}, 3) is None        # not exact any more
+    finally:
+        e.close()
