@@ -28,6 +28,7 @@ from .cache import LRUCache
 from .changes import ChangeLog, last_ddl_boundary, write_ddl_file
 from .catalog import Catalog, CollectionMeta, validate_coll_name, validate_db_name
 from .collection import Collection
+from .indexing import IndexManager
 from .reader import FileReader
 from .reads import ReadOps
 from .records import DDL_OPS, Change, ChangeBatch
@@ -69,6 +70,7 @@ class Engine(ReadOps, WriteOps):
         self.listeners: list[Callable[[ChangeBatch], None]] = []
         self.changelog = ChangeLog(self)
         self.txns = TxnManager(self)
+        self.indexes = IndexManager(self)
         self.wal.on_sync.append(self.changelog.notify)
         self._last_ts = Timestamp(0, 0)
         self._flusher: threading.Thread | None = None
@@ -228,6 +230,7 @@ class Engine(ReadOps, WriteOps):
             if meta is None:
                 return False
             c = self.collections.pop(meta.uuid, None)
+            self.indexes.forget(meta.uuid)
             if c is not None:
                 c.dropped = True
                 self.reader.forget_files(c.table, {f.path for f in c.snapshot.files})
@@ -305,6 +308,7 @@ class Engine(ReadOps, WriteOps):
         for ch in batch.changes:
             batch.namespaces.setdefault(ch.uuid, ch.ns)
             if ch.op not in DDL_OPS:
+                self.indexes.before_apply(ch)
                 self.collections[ch.uuid].active.put(ch.key, ch.doc, seq, horizon)
         if horizon:
             self.txns.note_committed(batch.changes, seq)

@@ -89,16 +89,51 @@ class ReadOps:
 
     # -- scans ---------------------------------------------------------------
     def iter_matching(self, c: Collection, filter_spec: dict | None, *, decode: bool = False,
-                      stats: ScanStats | None = None, plan: ScanPlan | None = None
+                      stats: ScanStats | None = None, plan: ScanPlan | None = None, hint: Any = None
                       ) -> Iterator[tuple[bytes, dict | None]]:
         """Every live document matching ``filter_spec``: ``(raw, decoded_or_None)``;
-        with ``decode`` the second item is always the decoded document."""
+        with ``decode`` the second item is always the decoded document. A secondary
+        index is used when one fits (or ``hint`` names it) outside transactions."""
         plan = plan or self.plan(c, filter_spec)
         stats = stats if stats is not None else ScanStats()
         ids = id_point_keys(filter_spec)
-        if ids is not None:
+        if ids is not None and not hint:
             return self._iter_ids(c, ids, plan, decode, stats)
+        ip = self._index_plan(c, plan, filter_spec, hint)
+        if ip is not None:
+            return self._iter_index(c, ip, plan, stats)
         return self._iter_scan(c, plan, decode, stats, *self._state(c))
+
+    def _index_plan(self, c: Collection, plan: ScanPlan, filter_spec: dict | None, hint: Any):
+        """The secondary-index plan for a read, or None (transactions read their
+        snapshot: the indexes hold the latest state, so they scan)."""
+        if CURRENT.get() is not None or (plan.expr is None and not hint):
+            return None
+        with self.lock:
+            return self.indexes.plan(c, plan.expr, filter_spec, hint)
+
+    def _index_candidates(self, c: Collection, ip, stats: ScanStats) -> list[bytes]:
+        with self.lock:
+            keys, examined = self.indexes.candidates(ip)
+        stats.index_name = ip.index.name
+        stats.index_bounds = ip.bounds
+        stats.keys_examined = examined
+        stats.docs_examined = 0
+        return keys
+
+    def _iter_index(self, c: Collection, ip, plan: ScanPlan, stats: ScanStats):
+        keys = self._index_candidates(c, ip, stats)
+        matcher = plan.matcher
+        for i, key in enumerate(keys):
+            if not i & 1023:
+                deadline.check()                    # maxTimeMS
+            raw = self.lookup_key(c, key)
+            if raw is None:
+                continue
+            stats.docs_examined += 1
+            d = bson.decode(raw, CODEC_OPTIONS)
+            if matcher is None or matcher(d):
+                yield raw, d
 
     def _state(self, c: Collection) -> tuple[dict, Any]:
         """(memtable view, table snapshot) as the current transaction (or nobody) sees them."""
@@ -145,7 +180,7 @@ class ReadOps:
     # -- the query API -------------------------------------------------------
     def find(self, db: str, coll: str, filter: dict | None = None, *, projection: dict | None = None,
              sort: dict | None = None, skip: int = 0, limit: int = 0, collation: dict | None = None,
-             stats: ScanStats | None = None, as_raw: bool = True) -> Iterator[Any]:
+             stats: ScanStats | None = None, as_raw: bool = True, hint: Any = None) -> Iterator[Any]:
         """Matching documents as raw BSON bytes (``as_raw``) or dicts, after sort,
         skip, limit and projection. Lazy: a cursor can stream it."""
         from mongolake.query.projection import parse_projection
@@ -165,7 +200,7 @@ class ReadOps:
         srt = parse_sort(sort, collation=collation) if sort else None
         plan = self.plan(c, filter)
         need_decode = srt is not None or proj is not None or not as_raw
-        it = self.iter_matching(c, filter, decode=need_decode, stats=plan_stats, plan=plan)
+        it = self.iter_matching(c, filter, decode=need_decode, stats=plan_stats, plan=plan, hint=hint or None)
         return self._finish(it, plan, srt, proj, skip, limit, as_raw)
 
     def _finish(self, it, plan: ScanPlan, srt, proj, skip: int, limit: int, as_raw: bool) -> Iterator[Any]:
@@ -197,14 +232,15 @@ class ReadOps:
                 return
 
     def count(self, db: str, coll: str, filter: dict | None = None, *, skip: int = 0, limit: int = 0,
-              stats: ScanStats | None = None) -> int:
+              stats: ScanStats | None = None, hint: Any = None) -> int:
         c = self.get_collection(db, coll)
         if c is None:
             parse_filter(filter or {})
             return 0
         plan = self.plan(c, filter)
-        if id_point_keys(filter) is not None:
-            n = sum(1 for _ in self.iter_matching(c, filter, plan=plan))
+        ip = None if id_point_keys(filter) is not None else self._index_plan(c, plan, filter, hint or None)
+        if id_point_keys(filter) is not None or ip is not None:
+            n = sum(1 for _ in self.iter_matching(c, filter, plan=plan, stats=stats, hint=hint or None))
         else:
             view, snapshot = self._state(c)
             n = 0

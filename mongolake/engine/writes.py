@@ -97,8 +97,12 @@ class WriteOps:
         return self.lookup_key(c, key) is not None
 
     def _check_unique(self, c: Collection, doc: dict, key: bytes, pending: dict[bytes, dict]) -> None:
-        """Enforce unique secondary indexes (``_id`` is checked by key)."""
+        """Enforce unique secondary indexes (``_id`` is checked by key): through the
+        index structures, or by a scan inside transactions (their own snapshot)."""
         from .keys import index_key_values
+
+        if CURRENT.get() is None and self.indexes.check_unique(c, doc, key, pending):
+            return
 
         for ix in c.meta.indexes:
             if not ix.get("unique") or ix.get("name") == "_id_":
