@@ -30,7 +30,7 @@ _FIND_FIELDS = {"filter", "projection", "sort", "hint", "skip", "limit", "batchS
 
 def check_hint(ctx: Ctx, coll: str, hint: Any, *, db: str | None = None) -> None:
     """A hint must name an existing index (by name or key pattern) or be ``{$natural: ±1}``.
-    MongoLake has no secondary index structures, so a valid hint changes nothing."""
+    A hinted secondary index is used by the engine (a full index scan when no bounds apply)."""
     if hint is None or hint == {} or hint == "":
         return
     if not isinstance(hint, (str, dict)):
@@ -115,6 +115,7 @@ def parse_find(ctx: Ctx, body: dict, name: str = "find") -> dict:
         "collation": parse_collation(doc_arg(name, body, "collation")),
         "single_batch": bool_arg(name, body, "singleBatch"),
         "no_timeout": bool_arg(name, body, "noCursorTimeout"),
+        "hint": body.get("hint") or None,
     }
     check_hint(ctx, coll, body.get("hint"))
     return out
@@ -126,7 +127,7 @@ async def find(ctx: Ctx) -> bytes:
     a = parse_find(ctx, ctx.body)
     ctx.state.opcounters["query"] += 1
     it = ctx.engine.find(ctx.db, a["coll"], a["filter"], projection=a["projection"], sort=a["sort"],
-                         skip=a["skip"], limit=a["limit"], collation=a["collation"])
+                         skip=a["skip"], limit=a["limit"], collation=a["collation"], hint=a["hint"])
     single = a["single_batch"] or (a["limit"] and a["batch_size"] is not None and a["limit"] <= a["batch_size"])
     return open_cursor(ctx, ctx.ns(a["coll"]), it, batch_size=a["batch_size"], single_batch=bool(single),
                        no_timeout=a["no_timeout"])
@@ -270,7 +271,8 @@ async def explain(ctx: Ctx) -> dict:
         flt = a["filter"]
         if c is not None:
             n = sum(1 for _ in eng.find(ctx.db, coll, flt, projection=a["projection"], sort=a["sort"],
-                                        skip=a["skip"], limit=a["limit"], collation=a["collation"], stats=stats))
+                                        skip=a["skip"], limit=a["limit"], collation=a["collation"], stats=stats,
+                                        hint=a["hint"]))
     elif name == "count":
         _, flt, skip, limit = _count_args(ctx, inner)
         n = eng.count(ctx.db, coll, flt, skip=skip, limit=limit, stats=stats) if c is not None else 0
@@ -288,9 +290,23 @@ async def explain(ctx: Ctx) -> dict:
             n = sum(1 for _ in eng.iter_matching(c, flt, stats=stats))
     stage = "EOF" if c is None else ("IDHACK" if id_point_keys(flt) is not None else "COLLSCAN")
     examined = stats.rows_read + stats.memtable_docs
+    keys_examined = 0
     winning = {"stage": stage, "filter": flt, "direction": "forward",
                "mongolake": {"pruning": "zone maps on files and row groups, Arrow pushdown, residual matcher",
                              **stats.as_dict()}}
+    ix_name = getattr(stats, "index_name", None)
+    if ix_name is not None and c is not None:
+        ix = next((i for i in c.meta.indexes if i["name"] == ix_name), {"key": {}})
+        stage = "FETCH"
+        examined = stats.docs_examined
+        keys_examined = stats.keys_examined
+        winning = {"stage": "FETCH", "filter": flt,
+                   "inputStage": {"stage": "IXSCAN", "indexName": ix_name, "keyPattern": dict(ix["key"]),
+                                  "isUnique": bool(ix.get("unique")), "isSparse": bool(ix.get("sparse")),
+                                  "isPartial": "partialFilterExpression" in ix, "direction": "forward",
+                                  "indexBounds": dict(stats.index_bounds)},
+                   "mongolake": {"index": "in-memory sorted secondary index, candidates re-checked by the matcher",
+                                 "keysExamined": keys_examined, "docsExamined": examined}}
     out: dict[str, Any] = {
         "explainVersion": "1",
         "queryPlanner": {"namespace": ctx.ns(coll), "parsedQuery": flt, "indexFilterSet": False,
@@ -299,8 +315,9 @@ async def explain(ctx: Ctx) -> dict:
     }
     if verbosity in ("executionStats", "allPlansExecution"):
         out["executionStats"] = {"executionSuccess": True, "nReturned": n, "executionTimeMillis": 0,
-                                 "totalKeysExamined": 0, "totalDocsExamined": examined,
-                                 "executionStages": {"stage": stage, "nReturned": n, "docsExamined": examined}}
+                                 "totalKeysExamined": keys_examined, "totalDocsExamined": examined,
+                                 "executionStages": {"stage": stage, "nReturned": n, "docsExamined": examined,
+                                                     "keysExamined": keys_examined}}
         if verbosity == "allPlansExecution":
             out["executionStats"]["allPlansExecution"] = []
     out.update({"command": inner,

@@ -1,7 +1,8 @@
 """createIndexes, listIndexes, dropIndexes: index metadata kept in the catalog.
 
-Unique indexes are enforced by the engine on every write. (Secondary index
-structures that speed queries up are a later step; see docs/compatibility.md.)
+The engine keeps an in-memory sorted structure per B-tree style index (see
+``mongolake/engine/indexing``): queries use them, unique indexes are enforced
+through them.
 """
 from __future__ import annotations
 
@@ -64,7 +65,7 @@ def _same_options(a: dict, b: dict) -> bool:
                for k in keys)
 
 
-@command("createIndexes", help="Create indexes (metadata kept; unique enforced).", write=True)
+@command("createIndexes", help="Create indexes (built in memory, used by queries; unique enforced).", write=True)
 async def create_indexes(ctx: Ctx) -> dict:
     name = ctx.coll_name()
     specs = ctx.body.get("indexes")
