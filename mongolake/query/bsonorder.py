@@ -167,10 +167,9 @@ def _num_cmp(a: Any, b: Any) -> int:
     a, b = to_number(a), to_number(b)
     if isinstance(a, decimal.Decimal) or isinstance(b, decimal.Decimal):
         # exact comparison between Decimal and int/float
+        # exact: Decimal(float) is exact and Decimal orders infinities itself
         a = a if isinstance(a, decimal.Decimal) else decimal.Decimal(a)
         b = b if isinstance(b, decimal.Decimal) else decimal.Decimal(b)
-        if a.is_infinite() or b.is_infinite():
-            return _cmp(float(a), float(b))
     return _cmp(a, b)
 
 

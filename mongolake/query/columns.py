@@ -38,7 +38,7 @@ from mongolake.query.keystring import encode_key, render_id
 __all__ = [
     "KINDS", "FIXED_COLUMNS", "KEY_COLUMN", "ColumnSpec", "value_kind", "fit_value", "infer_columns",
     "build_table", "arrow_schema", "specs_from_schema", "specs_to_json", "specs_from_json",
-    "is_shreddable_name",
+    "is_shreddable_name", "UNFIT",
 ]
 
 KINDS = ("int", "double", "string", "bool", "date", "objectId")
@@ -94,37 +94,43 @@ def value_kind(v: Any) -> str | None:
     return None
 
 
-_UNFIT = object()
+class _Unfit:
+    def __repr__(self) -> str:
+        return "UNFIT"
+
+
+UNFIT: Any = _Unfit()
+"""Returned by :func:`fit_value` for a value its column cannot hold."""
 
 
 def fit_value(v: Any, kind: str) -> Any:
     """The Arrow value for a document value in a column of ``kind``: None for
-    missing/null, the converted scalar when it fits, else the ``_UNFIT`` marker."""
+    missing/null, the converted scalar when it fits, else the ``UNFIT`` marker."""
     if v is None or v is MISSING:
         return None
     t = type(v)
     if kind == "int":
-        return int(v) if (t is int or t is Int64) else _UNFIT
+        return int(v) if (t is int or t is Int64) else UNFIT
     if kind == "double":
         if t is float:
-            return v if v == v else _UNFIT
+            return v if v == v else UNFIT
         if t is int or t is Int64:
             f = float(v)
-            return f if f == v else _UNFIT
-        return _UNFIT
+            return f if f == v else UNFIT
+        return UNFIT
     if kind == "string":
-        return v if t is str else _UNFIT
+        return v if t is str else UNFIT
     if kind == "bool":
-        return v if t is bool else _UNFIT
+        return v if t is bool else UNFIT
     if kind == "date":
-        return date_ms(v) if (t is _dt.datetime or t is DatetimeMS) else _UNFIT
+        return date_ms(v) if (t is _dt.datetime or t is DatetimeMS) else UNFIT
     if kind == "objectId":
-        return str(v) if t is ObjectId else _UNFIT
-    return _UNFIT
+        return str(v) if t is ObjectId else UNFIT
+    return UNFIT
 
 
 def _extract(doc: Any, parts: tuple[str, ...]) -> Any:
-    """The value at a path through documents only; ``_UNFIT`` if an array or a
+    """The value at a path through documents only; ``UNFIT`` if an array or a
     DBRef is met (the column cannot represent MongoDB's answer exactly)."""
     cur = doc
     for p in parts:
@@ -132,11 +138,11 @@ def _extract(doc: Any, parts: tuple[str, ...]) -> Any:
         if t is dict:
             cur = cur.get(p, MISSING)
         elif t is list or isinstance(cur, (dict, DBRef)):
-            return _UNFIT
+            return UNFIT
         else:
             return MISSING
     if type(cur) is list:
-        return _UNFIT
+        return UNFIT
     return cur
 
 
@@ -248,12 +254,12 @@ def build_table(raw_docs: Sequence[bytes], docs: Sequence[Mapping[str, Any]],
         append = col.append
         for d in docs:
             v = _extract(d, parts)
-            if v is _UNFIT:
+            if v is UNFIT:
                 ok = False
                 append(None)
                 continue
             a = fit_value(v, kind)
-            if a is _UNFIT:
+            if a is UNFIT:
                 ok = False
                 append(None)
             else:
