@@ -240,9 +240,13 @@ class FileReader:
             if exact and arrow_expr is None and shadow_arr is None:
                 n += f.num_records
                 continue
-            needed = [KEY] if exact else [KEY, DOC]
+            needed = [] if exact else [DOC]
+            if shadow_arr is not None or not exact:
+                needed.append(KEY)
             if arrow_expr is not None:
                 needed += sorted(c for c in plan.top_columns & fi.top if c not in needed)
+            if not needed:
+                needed = [KEY]
             for rg in range(md.num_row_groups):
                 deadline.check()                    # maxTimeMS
                 stats.row_groups_total += 1

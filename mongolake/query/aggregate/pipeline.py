@@ -23,6 +23,7 @@ class PureCount:
     filter: dict
     field: str
     group_form: bool
+    group_id: Any = None
 
     def result(self, n: int) -> list[dict]:
         """The documents the pipeline would output for ``n`` matching documents."""
@@ -30,7 +31,7 @@ class PureCount:
             return []
         from mongolake.query.expr.numeric import int_result, INT
         value = int_result(n, INT)
-        return [{"_id": None, self.field: value}] if self.group_form else [{self.field: value}]
+        return [{"_id": self.group_id, self.field: value}] if self.group_form else [{self.field: value}]
 
 
 class Pipeline:
@@ -95,7 +96,7 @@ class Pipeline:
         if s.name == "$group":
             field = s.count_field()  # type: ignore[attr-defined]
             if field is not None:
-                return PureCount(flt, field, True)
+                return PureCount(flt, field, True, s.constant_id())  # type: ignore[attr-defined]
         return None
 
     def to_specs(self) -> list[dict]:

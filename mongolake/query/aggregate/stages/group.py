@@ -66,11 +66,14 @@ class GroupStage(Stage):
         self.accs = accs
 
     def count_field(self) -> str | None:
-        """The output field when this stage is ``{_id: null, f: {$sum: 1}}`` (a plain count)."""
-        if (is_const(self.id_node) and const_value(self.id_node) is None and len(self.accs) == 1
-                and self.accs[0].counts_docs):
+        """The output field when this stage is ``{_id: <constant>, f: {$sum: 1}}`` (a plain
+        count, e.g. the drivers' count_documents sends ``_id: 1``)."""
+        if is_const(self.id_node) and len(self.accs) == 1 and self.accs[0].counts_docs:
             return self.accs[0].field
         return None
+
+    def constant_id(self) -> Any:
+        return const_value(self.id_node)
 
     def apply(self, docs: Iterator[dict], env: RunEnv) -> Iterator[dict]:
         groups = run_groups(docs, env, self.id_node, self.accs, "$group")
