@@ -29,6 +29,7 @@ from .changes import ChangeLog, last_ddl_boundary, write_ddl_file
 from .catalog import Catalog, CollectionMeta, validate_coll_name, validate_db_name
 from .collection import Collection
 from .indexing import IndexManager
+from .indexing.ttl import TTLMonitor
 from .reader import FileReader
 from .reads import ReadOps
 from .records import DDL_OPS, Change, ChangeBatch
@@ -71,6 +72,8 @@ class Engine(ReadOps, WriteOps):
         self.changelog = ChangeLog(self)
         self.txns = TxnManager(self)
         self.indexes = IndexManager(self)
+        self.ttl_interval = float(os.environ.get("MONGOLAKE_TTL_INTERVAL", "60"))
+        self.ttl: TTLMonitor | None = None
         self.wal.on_sync.append(self.changelog.notify)
         self._last_ts = Timestamp(0, 0)
         self._flusher: threading.Thread | None = None
@@ -114,6 +117,8 @@ class Engine(ReadOps, WriteOps):
         self.opened = True
         self._flusher = threading.Thread(target=self._flush_loop, name="flusher", daemon=True)
         self._flusher.start()
+        self.ttl = TTLMonitor(self, self.ttl_interval)
+        self.ttl.start()
         if n:
             log.info("recovered %d WAL batches", n)
         return self
@@ -123,6 +128,8 @@ class Engine(ReadOps, WriteOps):
             return
         self._closing = True
         self._flush_wakeup.set()
+        if self.ttl is not None:
+            self.ttl.stop()
         if self._flusher is not None:
             self._flusher.join(timeout=60)
         if flush:

@@ -205,3 +205,30 @@ def test_sorted_keys_ranges():
         want = [x for x in sorted(ref) if (lo is None or x[0] >= lo) and (hi is None or x[0] < hi)]
         assert list(sk.irange(lo, hi)) == want
         assert list(sk.irange(lo, hi, reverse=True)) == want[::-1]
+
+
+def test_ttl_monitor_deletes_expired_documents_with_delete_events(tmp_path):
+    import datetime as dt
+    import time
+
+    e = Engine(str(tmp_path / "store"), flush_interval=3600)
+    e.ttl_interval = 0.1
+    e.open()
+    try:
+        now = dt.datetime.now(dt.timezone.utc)
+        old, new = now - dt.timedelta(hours=2), now + dt.timedelta(hours=2)
+        e.insert("db", "s", [{"_id": 1, "at": old}, {"_id": 2, "at": new}, {"_id": 3, "at": "not a date"},
+                             {"_id": 4, "at": [new, old]}, {"_id": 5}, {"_id": 6, "at": old, "keep": True}])
+        events = []
+        e.listeners.append(lambda b: events.extend((ch.op, ch.key) for ch in b.changes))
+        c = e.get_collection("db", "s")
+        e.set_indexes(c, c.meta.indexes + [{"v": 2, "key": {"at": 1}, "name": "at_1", "expireAfterSeconds": 3600,
+                                            "partialFilterExpression": {"keep": {"$exists": False}}}])
+        deadline = time.time() + 10
+        while time.time() < deadline and e.count("db", "s", {}) != 4:
+            time.sleep(0.05)
+        assert sorted(d["_id"] for d in e.find("db", "s", {}, as_raw=False)) == [2, 3, 5, 6]
+        from mongolake.engine.records import DELETE
+        assert sum(1 for op, _ in events if op == DELETE) == 2
+    finally:
+        e.close()
