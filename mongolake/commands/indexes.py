@@ -45,10 +45,11 @@ def validate_spec(spec: Any) -> dict:
         if k not in ("key", "name") and k not in _OPTION_KEYS:
             raise MongoError(ErrorCode.InvalidIndexSpecificationOption,
                              f"The field '{k}' is not valid for an index specification. Specification: {spec}")
-    if any(v in _KINDS for v in key.values()):
-        raise MongoError(ErrorCode.NotImplemented,
-                         f"{', '.join(sorted(set(v for v in key.values() if v in _KINDS)))} indexes are not "
-                         "supported yet by MongoLake")
+    kinds = sorted(set(v for v in key.values() if v in _KINDS and v != "hashed"))
+    if kinds:
+        raise MongoError(ErrorCode.NotImplemented, f"{', '.join(kinds)} indexes are not supported yet by MongoLake")
+    if sum(1 for v in key.values() if v == "hashed") > 1:
+        raise MongoError(ErrorCode.CannotCreateIndex, "A maximum of one index field is allowed to be hashed")
     out = {"v": 2, "key": dict(key), "name": name}
     for k in sorted(_OPTION_KEYS & set(spec)):
         if k not in ("v", "background"):
