@@ -48,6 +48,7 @@ _KIND_RANK = {"int": bo.NUMBER, "double": bo.NUMBER, "string": bo.STRING, "bool"
 _KIND_TYPES = {"int": frozenset({16, 18}), "double": frozenset({1, 16, 18}), "string": frozenset({2}),
                "bool": frozenset({8}), "date": frozenset({9}), "objectId": frozenset({7})}
 _I64_MIN, _I64_MAX = -(2 ** 63), 2 ** 63 - 1
+_ISIN_MIN = 16          # $in lists longer than this use is_in, shorter ones OR-ed equalities
 
 
 class _False:
@@ -216,8 +217,11 @@ class _Builder:
                 scalars.append(_eq_scalar(v, kind))
             else:
                 expr = _or(expr, e)
-        if scalars:
+        if len(scalars) > _ISIN_MIN:
             expr = _or(expr, col.isin(pa.array(scalars, type=_ARROW[kind])))
+        else:                                       # a few equalities beat is_in's hashing
+            for x in scalars:
+                expr = _or(expr, col == pa.scalar(x, type=_ARROW[kind]))
         if node.regexes and kind == "string":
             for pattern, options in node.regex_sources:
                 e, x = self.regex(pattern, options, col)

@@ -63,7 +63,7 @@ INTS = [{"_id": i, "a": v} for i, v in enumerate([-(2 ** 63), -3, -1, 0, 1, 2, 3
     {"a": {"$gte": I64_MAX}}, {"a": {"$gt": I64_MAX}}, {"a": {"$lte": -(2 ** 63)}}, {"a": {"$lt": -(2 ** 63)}},
     {"a": {"$gt": 9.3e18}}, {"a": {"$lt": -9.3e18}}, {"a": {"$gte": Decimal128("2.5")}},
     {"a": float("nan")}, {"a": {"$gte": float("nan")}}, {"a": None}, {"a": {"$ne": None}}, {"a": {"$gt": None}},
-    {"a": {"$in": [1, 2.5, 3.0, Int64(-1), None]}}, {"a": {"$nin": [1, 2]}}, {"a": {"$ne": 2}},
+    {"a": {"$in": [1, 2.5, 3.0, Int64(-1), None]}}, {"a": {"$in": list(range(-3, 20)) + [2.5, I64_MAX, None]}}, {"a": {"$nin": [1, 2]}}, {"a": {"$ne": 2}},
     {"a": {"$gt": MinKey()}}, {"a": {"$lt": MinKey()}}, {"a": {"$lte": MaxKey()}}, {"a": "2"},
     {"a": {"$mod": [2, 1]}}, {"a": {"$mod": [-3, -1]}}, {"a": {"$bitsAllSet": [0, 1]}}, {"a": {"$bitsAnyClear": 5}},
     {"a": {"$bitsAllClear": [63]}}, {"a": {"$bitsAnySet": [70]}}, {"a": {"$type": "int"}}, {"a": {"$type": "number"}},
@@ -79,7 +79,7 @@ DOUBLES = [{"_id": i, "d": v} for i, v in enumerate(
 
 
 @pytest.mark.parametrize("f", [
-    {"d": 0}, {"d": -0.0}, {"d": {"$in": [0.0, 3]}}, {"d": {"$in": [-0.0]}}, {"d": 3}, {"d": Int64(3)},
+    {"d": 0}, {"d": -0.0}, {"d": {"$in": [0.0, 3]}}, {"d": {"$in": [float(i) for i in range(20)] + [0.1, -0.0]}}, {"d": {"$in": [-0.0]}}, {"d": 3}, {"d": Int64(3)},
     {"d": Decimal128("0.1")}, {"d": {"$gt": Decimal128("0.1")}}, {"d": {"$lte": Decimal128("0.1")}},
     {"d": {"$gte": Decimal128("2.01")}}, {"d": {"$lt": Decimal128("2.01")}}, {"d": 2 ** 53 + 1},
     {"d": {"$gt": 2 ** 53 + 1}}, {"d": {"$gte": 2 ** 53 + 1}}, {"d": {"$lt": 2 ** 53 + 1}}, {"d": {"$lte": 2 ** 53 + 3}},
