@@ -113,3 +113,23 @@ def compute_stats(data: pa.Table, stats_columns: Iterable[str] | None = None, *,
 
 
 # -- encoding (DataFile -> JSON) ------------------------------------------------
+
+
+NO_PARQUET_STATS = frozenset({"_doc"})
+"""Columns whose Parquet min/max would only bloat footers (whole documents)."""
+
+
+def parquet_statistics_columns(schema: pa.Schema) -> list[str]:
+    """Leaf paths that get Parquet statistics: every leaf except :data:`NO_PARQUET_STATS`."""
+    out: list[str] = []
+
+    def walk(path: str, typ: pa.DataType) -> None:
+        if pa.types.is_struct(typ):
+            for f in typ:
+                walk(f"{path}.{f.name}", f.type)
+        else:
+            out.append(path)
+    for f in schema:
+        if f.name not in NO_PARQUET_STATS:
+            walk(f.name, f.type)
+    return out

@@ -89,9 +89,18 @@ def value_kind(v: Any) -> str | None:
         return "bool"
     if t is ObjectId:
         return "objectId"
-    if t is _dt.datetime or t is DatetimeMS:
+    if t is _dt.datetime or (t is DatetimeMS and _date_in_range(v)):
         return "date"
     return None
+
+
+# dates outside years 1-9999 (pymongo's DatetimeMS) fit no engine's timestamp column
+_MIN_MS = -62135596800000          # 0001-01-01
+_MAX_MS = 253402300799999          # 9999-12-31 23:59:59.999
+
+
+def _date_in_range(v: Any) -> bool:
+    return _MIN_MS <= int(v) <= _MAX_MS
 
 
 class _Unfit:
@@ -123,7 +132,9 @@ def fit_value(v: Any, kind: str) -> Any:
     if kind == "bool":
         return v if t is bool else UNFIT
     if kind == "date":
-        return date_ms(v) if (t is _dt.datetime or t is DatetimeMS) else UNFIT
+        if t is _dt.datetime or (t is DatetimeMS and _date_in_range(v)):
+            return date_ms(v)
+        return UNFIT
     if kind == "objectId":
         return str(v) if t is ObjectId else UNFIT
     return UNFIT

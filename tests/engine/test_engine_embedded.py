@@ -178,3 +178,15 @@ def test_pyiceberg_reads_the_table(tmp_path):
     snaps = t.metadata.snapshots
     first_data = [s for s in snaps if t.scan(snapshot_id=s.snapshot_id).to_arrow().num_rows == 30]
     assert first_data, "an older snapshot still shows the 30 original rows"
+
+
+def test_dates_outside_years_1_to_9999_flush(eng):
+    from bson.datetime_ms import DatetimeMS
+    import datetime as dt
+
+    eng.insert("db", "c", [{"_id": 1, "d": dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc)},
+                           {"_id": 2, "d": DatetimeMS(2 ** 62)}, {"_id": 3, "d": DatetimeMS(-2 ** 62)}])
+    assert eng.flush()["files_added"] == 1
+    assert eng.get_collection("db", "c").active.nbytes == 0
+    got = sorted(d["_id"] for d in eng.find("db", "c", {"d": {"$gt": dt.datetime(2000, 1, 1)}}, as_raw=False))
+    assert got == [1, 2]

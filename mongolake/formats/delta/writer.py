@@ -13,7 +13,8 @@ from mongolake.storage import StorageBackend
 
 from .log import join
 from .schema import strip_metadata, arrow_to_delta, delta_to_arrow
-from mongolake.formats.stats import BINARY_PREFIX, STRING_PREFIX, compute_stats
+from mongolake.formats.stats import (BINARY_PREFIX, STRING_PREFIX, compute_stats,
+                                      parquet_statistics_columns)
 
 # accepted ``compression`` values -> (pyarrow codec, file-name label)
 CODECS = {"zstd": ("zstd", "zstd"), "snappy": ("snappy", "snappy"), "gzip": ("gzip", "gzip"),
@@ -66,7 +67,8 @@ def write_data_file(storage: StorageBackend, root: str, data: pa.Table, table_sc
     data = conform(data, table_schema)
     mins, maxs, nulls = compute_stats(data, stats_columns, string_prefix=string_prefix, binary_prefix=BINARY_PREFIX)
     sink = pa.BufferOutputStream()
-    pq.write_table(data, sink, compression=codec, row_group_size=row_group_size, write_statistics=True,
+    pq.write_table(data, sink, compression=codec, row_group_size=row_group_size,
+                   write_statistics=parquet_statistics_columns(data.schema),
                    use_compliant_nested_type=True)
     payload = sink.getvalue().to_pybytes()
     name = f"part-{uuid.uuid4()}.{label}.parquet"

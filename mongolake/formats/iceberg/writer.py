@@ -16,7 +16,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mongolake.formats.base import DataFile, TableError
-from mongolake.formats.stats import BINARY_PREFIX, STRING_PREFIX, compute_stats
+from mongolake.formats.stats import (BINARY_PREFIX, STRING_PREFIX, compute_stats,
+                                      parquet_statistics_columns)
 from mongolake.storage import StorageBackend
 
 from .metadata import DATA_DIR, join
@@ -79,7 +80,8 @@ def write_data_file(storage: StorageBackend, root: str, data: pa.Table, table_sc
     mins, maxs, nulls = compute_stats(data, stats_columns, string_prefix=STRING_PREFIX, binary_prefix=BINARY_PREFIX)
     sink = pa.BufferOutputStream()
     try:
-        pq.write_table(data, sink, compression=codec, row_group_size=row_group_size, write_statistics=True,
+        pq.write_table(data, sink, compression=codec, row_group_size=row_group_size,
+                       write_statistics=parquet_statistics_columns(data.schema),
                        use_compliant_nested_type=True)
     except (pa.ArrowInvalid, ValueError) as e:
         raise TableError(f"cannot write data file: {e}") from e
