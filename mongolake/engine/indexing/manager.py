@@ -114,6 +114,13 @@ class IndexManager:
         c = self.engine.collections.get(ch.uuid)
         if c is None:
             return
+        try:
+            self._apply(c, ci, ch)
+        except Exception:           # never fail a commit: rebuild from the state on next use
+            log.exception("index maintenance of %s failed; the indexes will be rebuilt", c.ns)
+            self._colls.pop(ch.uuid, None)
+
+    def _apply(self, c: "Collection", ci: CollectionIndexes, ch: Change) -> None:
         old_raw = ch.before
         if old_raw is None and ch.op != INSERT:
             e = c.mem_get(ch.key)
