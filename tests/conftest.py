@@ -14,6 +14,28 @@ def server(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def format_client(tmp_path_factory, server):
+    """``format_client(fmt)``: a client of a server storing new collections as ``fmt``
+    (the Delta one is the shared ``server``; an Iceberg one starts on first use)."""
+    servers: dict[str, ServerProcess] = {"delta": server}
+    clients: dict[str, MongoClient] = {}
+
+    def get(fmt: str) -> MongoClient:
+        if fmt not in servers:
+            storage = str(tmp_path_factory.mktemp(f"lake-{fmt}"))
+            servers[fmt] = ServerProcess(storage, extra=["--format", fmt]).start()
+        if fmt not in clients:
+            clients[fmt] = MongoClient(servers[fmt].url, serverSelectionTimeoutMS=10000)
+        return clients[fmt]
+    yield get
+    for c in clients.values():
+        c.close()
+    for fmt, srv in servers.items():
+        if fmt != "delta":
+            srv.stop()
+
+
+@pytest.fixture(scope="session")
 def client(server):
     c = MongoClient(server.url, serverSelectionTimeoutMS=10000)
     yield c

@@ -2,6 +2,14 @@
 same answers as the document-at-a-time path."""
 import random
 
+import pytest
+
+
+@pytest.fixture(params=["delta", "iceberg"])
+def client(request, format_client):
+    """Every test here runs against a Delta and an Iceberg server."""
+    return format_client(request.param)
+
 
 def test_count_pipelines_match_the_plain_path(db, client):
     rnd = random.Random(7)

@@ -12,6 +12,12 @@ from mongolake.commands.changestream_events import ResumePoint, decode_token
 AWAIT = 300     # maxAwaitTimeMS: a missing event costs this, not the 1 s default
 
 
+@pytest.fixture(params=["delta", "iceberg"])
+def client(request, format_client):
+    """Every test here runs against a Delta and an Iceberg server."""
+    return format_client(request.param)
+
+
 def _take(cs, n, timeout=10.0):
     """The next ``n`` events (fails after ``timeout`` seconds)."""
     out = []

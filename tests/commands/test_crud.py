@@ -5,6 +5,12 @@ from pymongo import ASCENDING, DESCENDING, DeleteOne, InsertOne, ReplaceOne, Ret
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
 
+@pytest.fixture(params=["delta", "iceberg"])
+def client(request, format_client):
+    """Every test here runs against a Delta and an Iceberg server."""
+    return format_client(request.param)
+
+
 def test_insert_find_roundtrip(db):
     r = db.c.insert_one({"a": 1, "nested": {"b": [1, 2, {"c": "x"}]}})
     assert isinstance(r.inserted_id, ObjectId)

@@ -7,6 +7,12 @@ from pymongo.collation import Collation
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure, WriteError
 
 
+@pytest.fixture(params=["delta", "iceberg"])
+def client(request, format_client):
+    """Every test here runs against a Delta and an Iceberg server."""
+    return format_client(request.param)
+
+
 @pytest.fixture
 def people(db):
     db.p.insert_many([{"_id": i, "name": n, "age": a, "tags": t} for i, (n, a, t) in enumerate([
