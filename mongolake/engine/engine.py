@@ -28,6 +28,7 @@ from .cache import LRUCache
 from .changes import ChangeLog, last_ddl_boundary, write_ddl_file
 from .catalog import Catalog, CollectionMeta, validate_coll_name, validate_db_name
 from .collection import Collection
+from .entity import EntityOps
 from .indexing import IndexManager
 from .indexing.ttl import TTLMonitor
 from .reader import FileReader
@@ -42,7 +43,7 @@ log = logging.getLogger("mongolake.engine")
 FORMATS = ("delta", "iceberg")
 
 
-class Engine(ReadOps, WriteOps):
+class Engine(ReadOps, WriteOps, EntityOps):
     def __init__(self, storage: str | StorageBackend = "./.mongolake", *, wal_dir: str | None = None,
                  table_format: str = "delta", sync: str = "always", flush_interval: float = 30.0,
                  memtable_bytes: int = 64 << 20, cache_bytes: int = 256 << 20, compression: str = "zstd",

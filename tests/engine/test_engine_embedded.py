@@ -190,3 +190,20 @@ def test_dates_outside_years_1_to_9999_flush(eng):
     assert eng.get_collection("db", "c").active.nbytes == 0
     got = sorted(d["_id"] for d in eng.find("db", "c", {"d": {"$gt": dt.datetime(2000, 1, 1)}}, as_raw=False))
     assert got == [1, 2]
+
+
+def test_entity_api_exists_stats_schema(eng):
+    assert not eng.exists("db", "c")
+    eng.insert("db", "c", [{"_id": 1, "a": 1, "p": {"q": "x"}}])
+    assert eng.exists("db", "c") and eng.exists("db", "c", {"a": 1}) and not eng.exists("db", "c", {"a": 2})
+    eng.flush()
+    assert eng.get_schema("db", "c") == {"a": "int", "p.q": "string"}
+    assert eng.set_schema("db", "c", {"score": "double"})["score"] == "double"
+    with pytest.raises(MongoError):
+        eng.set_schema("db", "c", {"a": "string"})
+    eng.insert("db", "c", [{"_id": 2, "score": 2.5}])
+    eng.flush()
+    f = eng.get_collection("db", "c").snapshot.files[-1]
+    assert f.min_values.get("score") == 2.5                  # the declared column was shredded
+    st = eng.collection_stats("db", "c")
+    assert st["records"] == 2 and st["files"] == 2 and st["snapshots"] >= 3
