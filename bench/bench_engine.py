@@ -18,7 +18,6 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import psutil  # noqa: E402
-from bson import ObjectId  # noqa: E402
 from pymongo import MongoClient  # noqa: E402
 
 from tests.serverutil import ServerProcess  # noqa: E402
@@ -118,16 +117,17 @@ def bench_reads(srv: ServerProcess, n: int) -> None:
 
 
 def bench_memory(storage: str, n: int) -> None:
-    srv = ServerProcess(storage, extra=["--cache-size", "256", "--sync", "none"]).start()
+    # load with the embedded engine (no client round trips), then serve it
+    from mongolake.engine import Engine
+
+    e = Engine(storage, sync="none", flush_interval=3600, memtable_bytes=1 << 40).open()
+    for i in range(0, n, 50_000):
+        e.insert("bench", "mem", [doc(j) | {"pad": "y" * 120} for j in range(i, min(n, i + 50_000))], wait=False)
+        if (i // 50_000) % 4 == 3:
+            e.flush()
+    e.close()
+    srv = ServerProcess(storage, extra=["--cache-size", "256"]).start(timeout=300)
     try:
-        c = MongoClient(srv.url)
-        coll = c.bench.mem
-        for i in range(0, n, 5000):
-            coll.insert_many([doc(j) | {"pad": "y" * 120} for j in range(i, min(n, i + 5000))], ordered=False)
-        c.admin.command("fsync")
-        c.close()
-        srv.stop()
-        srv.start(timeout=300)
         watch = RSSWatcher(srv.proc.pid)
         watch.start()
         c = MongoClient(srv.url)
