@@ -45,6 +45,9 @@ _TAG = {
 }
 _END = b"\x00"
 _EXP_BIAS = 0x8000
+_NUM_TAG = bytes([_TAG[bo.NUMBER]])
+_STR_TAG = bytes([_TAG[bo.STRING]])
+_OID_TAG = bytes([_TAG[bo.OBJECTID]])
 
 
 def bracket_of(value: Any) -> int:
@@ -54,9 +57,33 @@ def bracket_of(value: Any) -> int:
 
 def encode_key(value: Any) -> bytes:
     """The order-preserving key of any BSON value (see the module docstring)."""
+    t = type(value)
+    if t is int:                                   # the common _id types: fast paths, same bytes
+        return _int_key(value)
+    if t is ObjectId:
+        return _OID_TAG + value.binary
+    if t is str and "\x00" not in value:
+        return _STR_TAG + value.encode("utf-8", "surrogatepass") + _END
     out = bytearray()
     _encode(value, out, with_tag=True)
     return bytes(out)
+
+
+def _int_key(x: int) -> bytes:
+    if x == 0:
+        return _NUM_TAG + b"\x03"
+    neg = x < 0
+    digits = str(-x if neg else x)
+    sci = len(digits)                              # x = 0.d1d2... * 10**sci
+    d = digits.rstrip("0")
+    if len(d) % 2:
+        d += "0"
+    mag = bytearray((sci + _EXP_BIAS).to_bytes(2, "big"))
+    mag += bytes(int(d[i:i + 2]) + 1 for i in range(0, len(d), 2))
+    mag.append(0)
+    if neg:
+        return _NUM_TAG + b"\x02" + bytes(255 - b for b in mag)
+    return _NUM_TAG + b"\x04" + bytes(mag)
 
 
 def _escape(s: str | bytes, out: bytearray) -> None:
