@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import decimal
-import math
 import re
 from functools import cmp_to_key
 from typing import Any

@@ -21,17 +21,17 @@ Value objects held by the tree (lists, dicts) must not be mutated.
 """
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from bson.binary import Binary
-from bson.decimal128 import Decimal128
 from bson.regex import Regex
 
 from mongolake.errors import ErrorCode, MongoError
-from mongolake.query.bsonorder import NUMBER_TYPE_CODES, TYPE_ALIASES, VALID_TYPE_CODES, is_number
+from mongolake.query.bsonorder import is_number
+from mongolake.query.filter_args import (
+    BITS, CMP, GEO, PATHLESS, bad, is_operator, non_negative_int, parse_bitmask, parse_mod, parse_types, truthy,
+)
 from mongolake.query.regex import compile_regex, regex_parts
 
 __all__ = [
@@ -203,27 +203,6 @@ def referenced_paths(node: Node) -> set[str]:
     return out
 
 
-def _bad(msg: str) -> MongoError:
-    return MongoError(ErrorCode.BadValue, msg)
-
-
-def _show(name: str, v: Any) -> str:
-    """How MongoDB prints an element in messages: ``$size: "a"``."""
-    if isinstance(v, str):
-        return f'{name}: "{v}"'
-    if isinstance(v, bool):
-        return f"{name}: {'true' if v else 'false'}"
-    if isinstance(v, float):
-        return f"{name}: {v!r}"
-    if v is None:
-        return f"{name}: null"
-    try:
-        from bson import json_util
-        return f"{name}: {json_util.dumps(v)}"
-    except Exception:  # pragma: no cover - exotic values
-        return f"{name}: {v!r}"
-
-
 def _is_dbref_doc(obj: Mapping, allow_incomplete: bool) -> bool:
     keys = set(obj)
     if allow_incomplete:
@@ -247,13 +226,6 @@ def _as_and(nodes: list[Node]) -> Node:
 # -- parser ----------------------------------------------------------------------
 
 _TOP, _USER_TOP, _SUB = 0, 1, 2
-_GEO = {"$near", "$nearSphere", "$geoWithin", "$geoIntersects", "$within", "$geoNear"}
-_CMP = {"$eq", "$gt", "$gte", "$lt", "$lte"}
-_BITS = {"$bitsAllSet", "$bitsAllClear", "$bitsAnySet", "$bitsAnyClear"}
-_PATHLESS = {"$and", "$or", "$nor", "$expr", "$where", "$text", "$comment", "$jsonSchema",
-             "$alwaysTrue", "$alwaysFalse", "$sampleRate", "$atomic", "$isolated"}
-
-
 def parse_filter(spec: Mapping[str, Any], *, in_aggregation: bool = False) -> Node:
     """Parse a filter document into an expression tree (raises MongoError on bad syntax).
 
@@ -279,7 +251,7 @@ class _Parser:
         next_level = _USER_TOP if level == _TOP else level
         for key, val in obj.items():
             if not isinstance(key, str):
-                raise _bad("field names must be strings")
+                raise bad("field names must be strings")
             if key.startswith("$"):
                 n = self.parse_pathless(key, val, level)
                 if n is not None:
@@ -295,13 +267,13 @@ class _Parser:
     def parse_pathless(self, key: str, val: Any, level: int) -> Node | None:
         if key in ("$and", "$or", "$nor"):
             if not isinstance(val, list):
-                raise _bad(f"{key} must be an array")
+                raise bad(f"{key} must be an array")
             if not val:
-                raise _bad("$and/$or/$nor must be a nonempty array")
+                raise bad("$and/$or/$nor must be a nonempty array")
             subs = []
             for e in val:
                 if not isinstance(e, Mapping):
-                    raise _bad("$or/$and/$nor entries need to be full objects")
+                    raise bad("$or/$and/$nor entries need to be full objects")
                 subs.append(self.parse_doc(e, level))
             return {"$and": And, "$or": Or, "$nor": Nor}[key](tuple(subs))
         if key == "$comment":
@@ -310,15 +282,15 @@ class _Parser:
             return Compare(key, "$eq", val)
         if key == "$expr":
             if level == _SUB:
-                raise _bad("$expr can only be applied to the top-level document")
+                raise bad("$expr can only be applied to the top-level document")
             return self.parse_expr(val)
         if key == "$where":
             if self.in_aggregation:
-                raise _bad("$where is not allowed in this context")
+                raise bad("$where is not allowed in this context")
             raise MongoError(6108304, "no globalScriptEngine in $where parsing")
         if key == "$text":
             if level == _SUB:
-                raise _bad("$text can only be applied to the top-level document")
+                raise bad("$text can only be applied to the top-level document")
             raise MongoError(ErrorCode.NotImplemented, "$text is not supported yet (needs a text index)")
         if key == "$jsonSchema":
             if not isinstance(val, Mapping):
@@ -331,7 +303,7 @@ class _Parser:
             return AlwaysTrue() if key == "$alwaysTrue" else AlwaysFalse()
         if key == "$sampleRate":
             raise MongoError(ErrorCode.NotImplemented, "$sampleRate is not supported")
-        raise _bad(f"unknown top level operator: {key}")
+        raise bad(f"unknown top level operator: {key}")
 
     def parse_expr(self, val: Any) -> Node:
         try:
@@ -355,66 +327,67 @@ class _Parser:
     def parse_sub_field(self, ctx: Mapping, path: str, op: str, val: Any, level: int) -> Node | None:
         if op == "$not":
             return self.parse_not(path, val, level)
-        if op in _CMP:
+        if op in CMP:
             if op != "$eq" and is_regex(val):
-                raise _bad(f"Can't have RegEx as arg to predicate over field '{path}'.")
+                raise bad(f"Can't have RegEx as arg to predicate over field '{path}'.")
             return Compare(path, op, val)
         if op == "$ne":
             if is_regex(val):
-                raise _bad("Can't have regex as arg to $ne.")
+                raise bad("Can't have regex as arg to $ne.")
             return Not(Compare(path, "$eq", val))
         if op in ("$in", "$nin"):
             if not isinstance(val, list):
-                raise _bad(f"{op} needs an array")
+                raise bad(f"{op} needs an array")
             node = self.in_node(path, val)
             return node if op == "$in" else Not(node)
         if op == "$exists":
-            return Exists(path) if _truthy(val) else Not(Exists(path))
+            return Exists(path) if truthy(val) else Not(Exists(path))
         if op == "$size":
             try:
-                n = _non_negative_int(op, val, int32=True)
+                n = non_negative_int(op, val, int32=True)
             except MongoError as exc:
-                raise _bad(f"Failed to parse $size. {exc.message}") from None
+                raise bad(f"Failed to parse $size. {exc.message}") from None
             return Size(path, size=n)
         if op == "$type":
-            return TypeIs(path, codes=_parse_types(path, val))
+            return TypeIs(path, codes=parse_types(path, val))
         if op == "$mod":
-            return _parse_mod(path, val)
+            divisor, remainder = parse_mod(val)
+            return Mod(path, divisor=divisor, remainder=remainder)
         if op == "$regex":
             return self.regex_from_doc(path, ctx)
         if op == "$options":
             if "$regex" in ctx:
                 return None
-            raise _bad("$options needs a $regex")
+            raise bad("$options needs a $regex")
         if op == "$elemMatch":
             return self.parse_elem_match(path, val)
         if op == "$all":
             return self.parse_all(path, val)
-        if op in _BITS:
-            mask, high = _parse_bitmask(op, val)
+        if op in BITS:
+            mask, high = parse_bitmask(op, val)
             return Bits(path, op=op, mask=mask, high_positions=high)
-        if op in _GEO:
+        if op in GEO:
             if op in ("$near", "$nearSphere", "$geoNear"):
-                raise _bad(f"near must be first in: {dict(ctx)}")
+                raise bad(f"near must be first in: {dict(ctx)}")
             raise MongoError(ErrorCode.NotImplemented, f"{op} is not supported yet (geospatial queries)")
         if op == "$where":
-            raise _bad("$where cannot be applied to a field")
-        raise _bad(f"unknown operator: {op}")
+            raise bad("$where cannot be applied to a field")
+        raise bad(f"unknown operator: {op}")
 
     def parse_not(self, path: str, val: Any, level: int) -> Node:
         if is_regex(val):
             return Not(self.regex_node(path, val))
         if not isinstance(val, Mapping):
-            raise _bad("$not needs a regex or a document")
+            raise bad("$not needs a regex or a document")
         if not val:
-            raise _bad("$not cannot be empty")
+            raise bad("$not cannot be empty")
         return Not(_as_and(self.parse_sub(path, val, level)))
 
     def in_node(self, path: str, arr: list) -> In:
         values, regexes, sources = [], [], []
         for e in arr:
             if _is_expression_doc(e):
-                raise _bad("cannot nest $ under $in")
+                raise bad("cannot nest $ under $in")
             if is_regex(e):
                 pat, opts = regex_parts(e)
                 regexes.append(compile_regex(pat, opts))
@@ -440,10 +413,10 @@ class _Parser:
                             raise MongoError(51074, "options set in both $regex and $options")
                         options = flags
                 else:
-                    raise _bad("$regex has to be a string")
+                    raise bad("$regex has to be a string")
             elif k == "$options":
                 if not isinstance(v, str):
-                    raise _bad("$options has to be a string")
+                    raise bad("$options has to be a string")
                 if options:
                     raise MongoError(51075, "options set in both $regex and $options")
                 options = v
@@ -451,166 +424,35 @@ class _Parser:
 
     def parse_elem_match(self, path: str, val: Any) -> Node:
         if not isinstance(val, Mapping):
-            raise _bad("$elemMatch needs an Object")
+            raise bad("$elemMatch needs an Object")
         value_form = False
         if _is_expression_doc(val, allow_incomplete_dbref=True):
-            value_form = next(iter(val)) not in _PATHLESS
+            value_form = next(iter(val)) not in PATHLESS
         if value_form:
             preds = self.parse_sub("", val, _SUB)
             return ElemMatchValue(path, predicates=tuple(preds))
         if "$where" in val:
-            raise _bad("$elemMatch cannot contain $where expression")
+            raise bad("$elemMatch cannot contain $where expression")
         return ElemMatchObject(path, filter=self.parse_doc(val, _SUB))
 
     def parse_all(self, path: str, val: Any) -> Node:
         if not isinstance(val, list):
-            raise _bad("$all needs an array")
+            raise bad("$all needs an array")
         if val and isinstance(val[0], Mapping) and val[0] and next(iter(val[0])) == "$elemMatch":
             subs = []
             for e in val:
                 if not isinstance(e, Mapping) or not e or next(iter(e)) != "$elemMatch":
-                    raise _bad("$all/$elemMatch has to be consistent")
+                    raise bad("$all/$elemMatch has to be consistent")
                 subs.append(self.parse_elem_match(path, e["$elemMatch"]))
             return _as_and(subs)
         nodes: list[Node] = []
         for e in val:
             if is_regex(e):
                 nodes.append(self.regex_node(path, e))
-            elif isinstance(e, Mapping) and e and _is_operator(next(iter(e))):
-                raise _bad("no $ expressions in $all")
+            elif isinstance(e, Mapping) and e and is_operator(next(iter(e))):
+                raise bad("no $ expressions in $all")
             else:
                 nodes.append(Compare(path, "$eq", e))
         if not nodes:
             return AlwaysFalse()
         return _as_and(nodes)
-
-
-_PATH_OPERATORS = _CMP | _BITS | _GEO | {
-    "$ne", "$in", "$nin", "$exists", "$size", "$type", "$mod", "$regex", "$options", "$elemMatch",
-    "$all", "$not"}
-
-
-def _is_operator(name: Any) -> bool:
-    return name in _PATH_OPERATORS
-
-
-def _truthy(v: Any) -> bool:
-    """BSONElement::trueValue (used by $exists)."""
-    if v is None:
-        return False
-    if isinstance(v, bool):
-        return v
-    if is_number(v):
-        if isinstance(v, Decimal128):
-            d = v.to_decimal()
-            return not d.is_zero() or d.is_nan()
-        return v != 0 or (isinstance(v, float) and math.isnan(v))
-    return True
-
-
-def _non_negative_int(op: str, v: Any, *, int32: bool = False) -> int:
-    """MongoDB's parseIntegerElementToNonNegative{Int,Long} (FailedToParse errors)."""
-    shown = _show(op, v)
-    if not is_number(v):
-        raise MongoError(ErrorCode.FailedToParse, f"Expected a number in: {shown}")
-    if isinstance(v, Decimal128):
-        d = v.to_decimal()
-        if d.is_nan():
-            raise MongoError(ErrorCode.FailedToParse, f"Expected an integer, but found NaN in: {shown}")
-        if d.is_infinite() or d != d.to_integral_value():
-            raise MongoError(ErrorCode.FailedToParse, f"Expected an integer: {shown}")
-        n = int(d)
-    elif isinstance(v, float):
-        if math.isnan(v):
-            raise MongoError(ErrorCode.FailedToParse, f"Expected an integer, but found NaN in: {shown}")
-        if v >= 2.0 ** 63 or v < -(2.0 ** 63):
-            raise MongoError(ErrorCode.FailedToParse, f"Cannot represent as a 64-bit integer: {shown}")
-        if v != math.floor(v):
-            raise MongoError(ErrorCode.FailedToParse, f"Expected an integer: {shown}")
-        n = int(v)
-    else:
-        n = int(v)
-    if n < 0:
-        raise MongoError(ErrorCode.FailedToParse, f"Expected a positive number in: {shown}")
-    if int32 and n > 2 ** 31 - 1:
-        raise MongoError(ErrorCode.FailedToParse, f"Cannot represent as a 32-bit integer: {shown}")
-    return n
-
-
-def _parse_types(path: str, val: Any) -> frozenset:
-    items = val if isinstance(val, list) else [val]
-    codes: set[int] = set()
-    for t in items:
-        if isinstance(t, str):
-            if t == "number":
-                codes |= NUMBER_TYPE_CODES
-            elif t in TYPE_ALIASES:
-                codes.add(TYPE_ALIASES[t])
-            else:
-                raise _bad(f"Unknown type name alias: {t}")
-        elif is_number(t):
-            num = float(t.to_decimal()) if isinstance(t, Decimal128) else float(t)
-            if math.isnan(num) or num != math.floor(num) or int(num) not in VALID_TYPE_CODES:
-                shown = int(num) if not math.isnan(num) and num == math.floor(num) else num
-                raise _bad(f"Invalid numerical type code: {shown}")
-            codes.add(int(num))
-        else:
-            raise MongoError(ErrorCode.TypeMismatch, "type must be represented as a number or a string")
-    if not codes:
-        raise MongoError(ErrorCode.FailedToParse, f"{path} must match at least one type")
-    return frozenset(codes)
-
-
-def _coerce_long(v: Any, what: str) -> int:
-    d = v.to_decimal() if isinstance(v, Decimal128) else v
-    if isinstance(d, float) and (math.isnan(d) or math.isinf(d)) or (
-            not isinstance(d, (int, float)) and (d.is_nan() or d.is_infinite())):
-        raise _bad(f"malformed mod, {what} value is invalid :: caused by :: "
-                   "Unable to coerce NaN/Inf to integral type")
-    n = int(d)
-    if not -(2 ** 63) <= n < 2 ** 63:
-        raise _bad(f"malformed mod, {what} value is invalid :: caused by :: "
-                   "Out of bounds coercing to integral value")
-    return n
-
-
-def _parse_mod(path: str, val: Any) -> Mod:
-    if not isinstance(val, list):
-        raise _bad("malformed mod, needs to be an array")
-    if len(val) < 1:
-        raise _bad("malformed mod, not enough elements")
-    if not is_number(val[0]):
-        raise _bad("malformed mod, divisor not a number")
-    if len(val) < 2:
-        raise _bad("malformed mod, not enough elements")
-    if not is_number(val[1]):
-        raise _bad("malformed mod, remainder not a number")
-    if len(val) > 2:
-        raise _bad("malformed mod, too many elements")
-    divisor = _coerce_long(val[0], "divisor")
-    remainder = _coerce_long(val[1], "remainder")
-    if divisor == 0:
-        raise _bad("divisor cannot be 0")
-    return Mod(path, divisor=divisor, remainder=remainder)
-
-
-def _parse_bitmask(op: str, val: Any) -> tuple[int, tuple]:
-    if isinstance(val, list):
-        mask, high = 0, set()
-        for e in val:
-            try:
-                pos = _non_negative_int(op, e, int32=True)
-            except MongoError as exc:
-                raise _bad(f"Failed to parse bit position. {exc.message}") from None
-            if pos > 65535:
-                high.add(pos)
-            else:
-                mask |= 1 << pos
-        return mask, tuple(sorted(high))
-    if is_number(val):
-        return _non_negative_int(op, val), ()
-    if isinstance(val, (bytes, Binary)):
-        return int.from_bytes(bytes(val), "little"), ()
-    if type(val).__name__ == "UUID":
-        return int.from_bytes(val.bytes, "little"), ()
-    raise _bad(f"{op} takes an Array, a number, or a BinData but received: {_show(op, val)}")

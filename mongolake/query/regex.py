@@ -16,7 +16,7 @@ from typing import Any
 
 from bson.regex import Regex
 
-from mongolake.errors import ErrorCode, MongoError
+from mongolake.errors import MongoError
 from mongolake.query.saferegex import BoundedPattern
 
 __all__ = ["compile_regex", "regex_parts", "validate_options", "literal_prefix", "VALID_OPTIONS"]
