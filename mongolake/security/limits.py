@@ -66,7 +66,7 @@ class Limits:
         dl = None if limit is None else now + limit
         deadline.DEADLINE.set(dl)
         ctx.conn.state["_mongolake_cmd_start"] = (now, limit)
-        if name in EXPENSIVE and not conn.state.get(_SLOT):
+        if name in EXPENSIVE and not conn.state.get(_SLOT) and not _waits_for_data(ctx, name):
             if self._sem.locked():
                 self.stats["op_waits"] += 1
             try:
@@ -137,6 +137,16 @@ class Limits:
                 log.info("closing connection %d from %s: idle for more than %g s", c.id, c.peer, self.idle_timeout)
                 c.abort()
             self.prune(st.cursors.cursors)
+
+
+def _waits_for_data(ctx: Any, name: str) -> bool:
+    """A getMore on a change stream (or any cursor that waits for new data): it may
+    wait up to its maxTimeMS and must not hold a slot meanwhile."""
+    if name != "getMore":
+        return False
+    cur = getattr(getattr(ctx, "state", None), "cursors", None)
+    cur = cur.cursors.get(ctx.body.get("getMore")) if cur is not None else None
+    return cur is not None and getattr(cur.it, "get_more", None) is not None
 
 
 def _is_change_stream(body: dict) -> bool:

@@ -189,3 +189,24 @@ def test_idle_selection_skips_busy_connections():
     fresh.state["_mongolake_last_active"] = now
     assert lim.idle_connections([old, busy, fresh], {2}, now) == [old]
     assert Limits(idle_timeout=0).idle_connections([old], set(), now) == []
+
+
+def test_change_stream_get_more_takes_no_slot():
+    class _It:
+        async def get_more(self, n, wait):
+            return [], {}
+
+    class _Cur:
+        it = _It()
+
+    class _State:
+        class cursors:
+            cursors = {42: _Cur()}
+
+    async def main():
+        lim = Limits(max_concurrent_ops=1)
+        await lim.before(_Ctx(_Conn(1), {"find": "c"}), "find")       # the only slot is taken
+        ctx = _Ctx(_Conn(2), {"getMore": 42, "collection": "c"})
+        ctx.state = _State()
+        await asyncio.wait_for(lim.before(ctx, "getMore"), 0.5)     # waits for events, not for a slot
+    asyncio.run(main())
