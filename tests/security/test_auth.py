@@ -227,3 +227,71 @@ def test_localhost_exception_creates_only_the_first_user(tmp_path):
         assert any("no user exists" in w for w in warnings)
     finally:
         srv.stop()
+
+
+def _client_first(user: str) -> tuple[bytes, str]:
+    import base64
+    import os as _os
+    nonce = base64.b64encode(_os.urandom(18)).decode()
+    return f"n,,n={user},r={nonce}".encode(), nonce
+
+
+def _client_final(user, pwd, first_bare, server_first, mech="SCRAM-SHA-256"):
+    import base64
+    import hashlib
+    import hmac
+    attrs = dict(p.split("=", 1) for p in server_first.decode().split(","))
+    d = "sha256" if mech == "SCRAM-SHA-256" else "sha1"
+    salted = hashlib.pbkdf2_hmac(d, pwd.encode(), base64.b64decode(attrs["s"]), int(attrs["i"]))
+    ck = hmac.new(salted, b"Client Key", d).digest()
+    head = f"c=biws,r={attrs['r']}".encode()
+    auth_msg = b",".join((first_bare, server_first, head))
+    sig = hmac.new(hashlib.new(d, ck).digest(), auth_msg, d).digest()
+    proof = base64.b64encode(bytes(a ^ b for a, b in zip(ck, sig)))
+    return head + b",p=" + proof
+
+
+def test_speculative_authentication_and_the_empty_exchange(server, admin):
+    from bson import Binary
+
+    from tests.commands.rawmsg import RawMsg
+
+    with RawMsg(server.port) as raw:
+        payload, _ = _client_first(ROOT_USER)
+        hello = raw.cmd({"hello": 1, "$db": "admin", "speculativeAuthenticate": {
+            "saslStart": 1, "mechanism": "SCRAM-SHA-256", "payload": Binary(payload), "db": "admin",
+            "options": {"skipEmptyExchange": True}}})
+        spec = hello["speculativeAuthenticate"]
+        assert spec["done"] is False and spec["payload"].startswith(b"r=")
+        final = _client_final(ROOT_USER, ROOT_PWD, payload[3:], spec["payload"])
+        r = raw.cmd({"saslContinue": 1, "conversationId": spec["conversationId"], "payload": Binary(final),
+                     "$db": "admin"})
+        assert r["ok"] == 1.0 and r["done"] is True and r["payload"].startswith(b"v=")
+        assert raw.cmd({"connectionStatus": 1, "$db": "admin"})["authInfo"]["authenticatedUsers"] == \
+            [{"user": ROOT_USER, "db": "admin"}]
+        assert raw.cmd({"listDatabases": 1, "nameOnly": True, "$db": "admin"})["ok"] == 1.0
+        raw.cmd({"logout": 1, "$db": "admin"})
+        assert raw.cmd({"listDatabases": 1, "$db": "admin"})["code"] == 13
+    with RawMsg(server.port) as raw:             # without skipEmptyExchange: one more, empty step
+        payload, _ = _client_first("reader")
+        r = raw.cmd({"saslStart": 1, "mechanism": "SCRAM-SHA-256", "payload": Binary(payload), "$db": "app"})
+        final = _client_final("reader", "reader-pw", payload[3:], r["payload"])
+        r2 = raw.cmd({"saslContinue": 1, "conversationId": r["conversationId"], "payload": Binary(final),
+                      "$db": "app"})
+        assert r2["done"] is False and r2["payload"].startswith(b"v=")
+        r3 = raw.cmd({"saslContinue": 1, "conversationId": r["conversationId"], "payload": Binary(b""),
+                      "$db": "app"})
+        assert r3["done"] is True
+        bad = raw.cmd({"saslStart": 1, "mechanism": "PLAIN", "payload": Binary(b"\x00a\x00b"), "$db": "app"})
+        assert bad["code"] == 334
+
+
+def test_warning_when_listening_beyond_loopback_without_auth(tmp_path):
+    srv = ServerProcess(str(tmp_path / "openlake"), extra=["--host", "0.0.0.0", "--sync", "none"]).start()
+    try:
+        with connect(srv) as c:
+            warnings = c.admin.command("getLog", "startupWarnings")["log"]
+        assert any("Access control is not enabled" in w and "0.0.0.0" in w for w in warnings)
+        assert "WARNING: Access control is not enabled" in srv.log()
+    finally:
+        srv.stop()
