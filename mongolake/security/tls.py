@@ -110,6 +110,7 @@ class SniffingWireServer(WireServer):
         super().__init__(handler, host, port, ssl=None, **kw)
         self.tls_context = ssl
         self._sniffing = 0
+        self._sniffers: set[asyncio.Task] = set()
         self.accepted = {"tls": 0, "plain": 0}
 
     async def start(self) -> None:
@@ -158,7 +159,14 @@ class SniffingWireServer(WireServer):
                             self.max_connections)
                 sock.close()
                 continue
-            self._spawn(self._sniff(sock))
+            task = loop.create_task(self._sniff(sock))
+            self._sniffers.add(task)
+            task.add_done_callback(self._sniffers.discard)
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        for task in list(self._sniffers):       # connections still silent: not served yet
+            task.cancel()
+        await super().stop(timeout)
 
     async def _peek(self, sock: socket.socket) -> bytes:
         """The first (up to 3) bytes the client sent, left in the socket."""
