@@ -74,27 +74,28 @@ class UserStore:
                 self.secret = bytes.fromhex(data["decoySecret"])
             self.generation += 1
 
-    def _payload(self) -> bytes:
-        return json.dumps({"version": 1, "decoySecret": self.secret.hex(), "users": self.users},
+    def _payload(self, users: dict[str, dict]) -> bytes:
+        return json.dumps({"version": 1, "decoySecret": self.secret.hex(), "users": users},
                           indent=1, sort_keys=True).encode("utf-8")
 
     def _mutate(self, change: Callable[[dict[str, dict]], Any]) -> Any:
-        """Apply ``change`` to the user map and persist it (reload and retry on a
-        concurrent change by another process)."""
+        """Apply ``change`` to a copy of the user map, persist it (reload and retry on a
+        concurrent change by another process), then publish it: readers (the event
+        loop, while a worker thread runs this) only ever see a complete map."""
         with self._lock:
             for _ in range(_MAX_RETRIES):
-                before = copy.deepcopy(self.users)
-                result = change(self.users)
-                if self.storage is None:
-                    self.generation += 1
-                    return result
-                try:
-                    self._version = self.storage.write_conditional(USERS_PATH, self._payload(), self._version)
-                    self.generation += 1
-                    return result
-                except VersionMismatchError:
-                    self.users = before
-                    self.load()
+                users = copy.deepcopy(self.users)
+                result = change(users)
+                if self.storage is not None:
+                    try:
+                        self._version = self.storage.write_conditional(USERS_PATH, self._payload(users),
+                                                                       self._version)
+                    except VersionMismatchError:
+                        self.load()
+                        continue
+                self.users = users
+                self.generation += 1
+                return result
             raise MongoError(ErrorCode.WriteConflict, "the user store changed concurrently; try again")
 
     # -- queries -----------------------------------------------------------------
