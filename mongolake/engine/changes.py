@@ -23,10 +23,10 @@ import bson
 import pyarrow as pa
 from bson.timestamp import Timestamp
 
-from mongolake.query import columns
+from mongolake.query.keystring import render_id
 from mongolake.query.bsonorder import CODEC_OPTIONS
 
-from .records import DDL_OPS, DELETE, INSERT, REPLACE, UPDATE, Change, ChangeBatch
+from .records import DDL_OPS, DELETE, INSERT, REPLACE, UPDATE, ChangeBatch
 
 if TYPE_CHECKING:
     from .collection import Collection
@@ -219,10 +219,33 @@ CHANGE_COLUMNS = [("_change_type", pa.string()), ("_ml_seq", pa.int64()), ("_ml_
                   ("_ml_before", pa.binary())]
 
 
+_FIXED_SIZES = {0x01: 8, 0x07: 12, 0x08: 1, 0x09: 8, 0x10: 4, 0x11: 8, 0x12: 8}
+
+
+def first_id(raw: bytes) -> Any:
+    """The ``_id`` of a stored document (always its first field) without decoding the rest."""
+    end = raw.index(b"\x00", 5)
+    if raw[5:end] == b"_id":
+        t = raw[4]
+        size = _FIXED_SIZES.get(t)
+        if size is None and t == 0x02:
+            size = 4 + int.from_bytes(raw[end + 1:end + 5], "little")
+        if size is not None:
+            elem = raw[4:end + 1 + size]
+            return bson.decode((len(elem) + 5).to_bytes(4, "little") + elem + b"\x00", CODEC_OPTIONS)["_id"]
+    return bson.decode(raw, CODEC_OPTIONS)["_id"]
+
+
 def change_table(c: "Collection", batches: Iterable[ChangeBatch], specs: dict) -> pa.Table | None:
-    """The change-data rows of collection ``c`` in ``batches``: table columns (from the
-    row's document) plus Delta's ``_change_type`` and MongoLake's ``_ml_*`` columns."""
-    rows: list[tuple[bytes, dict, list]] = []
+    """The change-data rows of collection ``c`` in ``batches``: ``_id``, ``_key`` and
+    ``_doc`` (the row's image), Delta's ``_change_type`` and MongoLake's ``_ml_*``
+    columns. Shredded columns are left out (readers such as delta-rs's ``load_cdf``
+    fill them with nulls; ``_doc`` has the whole document): building them again for
+    every change would double the cost of a flush."""
+    ids: list[str] = []
+    keys: list[bytes] = []
+    imgs: list[bytes] = []
+    metas: list[list] = []
     for b in batches:
         for i, ch in enumerate(b.changes):
             if ch.uuid != c.uuid or ch.op in DDL_OPS:
@@ -230,22 +253,30 @@ def change_table(c: "Collection", batches: Iterable[ChangeBatch], specs: dict) -
             ns = ".".join(ch.ns or (c.meta.db, c.meta.name))
             desc = bson.encode(ch.desc) if ch.desc else None
             txn = bson.encode(b.txn) if b.txn else None
-            meta = [b.seq, i, ts_int(b.cluster_time), b.wall_ms, ch.op, ns, desc, txn]
+            meta = [b.seq, i, ts_int(b.cluster_time), b.wall_ms, ch.op, ns, desc, txn, None]
             if ch.op in (UPDATE, REPLACE):
-                if ch.before is not None:
-                    rows.append((ch.before, bson.decode(ch.before, CODEC_OPTIONS), ["update_preimage", *meta, None]))
-                rows.append((ch.doc, bson.decode(ch.doc, CODEC_OPTIONS), ["update_postimage", *meta, None]))
+                rows = ([(ch.before, "update_preimage")] if ch.before is not None else []) + \
+                       [(ch.doc, "update_postimage")]
             elif ch.op == INSERT:
-                rows.append((ch.doc, bson.decode(ch.doc, CODEC_OPTIONS), ["insert", *meta, None]))
+                rows = [(ch.doc, "insert")]
             elif ch.op == DELETE:
                 img = ch.before if ch.before is not None else bson.encode({"_id": (ch.desc or {}).get("_id")})
-                rows.append((img, bson.decode(img, CODEC_OPTIONS), ["delete", *meta, None]))
-    if not rows:
+                rows = [(img, "delete")]
+            else:
+                continue
+            for img, kind in rows:
+                ids.append(render_id(first_id(img)))
+                keys.append(ch.key)
+                imgs.append(img)
+                metas.append([kind, *meta])
+    if not imgs:
         return None
-    t, _exact = columns.build_table([r[0] for r in rows], [r[1] for r in rows], specs)
+    arrays = [pa.array(ids, pa.string()), pa.array(keys, pa.binary()), pa.array(imgs, pa.binary())]
+    names = ["_id", "_key", "_doc"]
     for j, (name, typ) in enumerate(CHANGE_COLUMNS):
-        t = t.append_column(pa.field(name, typ), pa.array([r[2][j] for r in rows], typ))
-    return t
+        arrays.append(pa.array([m[j] for m in metas], typ))
+        names.append(name)
+    return pa.Table.from_arrays(arrays, names=names)
 
 
 def read_change_files(c: "Collection", after_seq: int, upto_seq: int) -> list[ChangeRecord]:

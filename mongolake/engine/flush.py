@@ -28,6 +28,16 @@ if TYPE_CHECKING:
 log = logging.getLogger("mongolake.flush")
 FIXED_STATS = ("_id", "_key")
 CHUNK = 20_000            # documents decoded at once during a flush
+SAMPLE = 2_000            # documents a flush chunk infers new columns from
+
+
+def _sample(docs: list) -> list:
+    """Column inference looks at a spread sample: a field seen in no sampled document
+    simply gets no column yet (pruning stays correct: no column, no statistics)."""
+    if len(docs) <= SAMPLE:
+        return docs
+    step = len(docs) / SAMPLE
+    return [docs[int(i * step)] for i in range(SAMPLE)]
 
 
 def flush_collection(engine: "Engine", c: Collection, boundary: int) -> dict:
@@ -62,7 +72,7 @@ def flush_collection(engine: "Engine", c: Collection, boundary: int) -> dict:
         for j in range(i, min(len(live), i + engine.file_rows), CHUNK):
             raws = live[j:j + CHUNK]
             docs = [bson.decode(r, CODEC_OPTIONS) for r in raws]
-            new_specs = columns.infer_columns(docs, specs)
+            new_specs = columns.infer_columns(_sample(docs), specs)
             if new_specs:
                 specs.update(new_specs)
                 evolved = True

@@ -239,6 +239,9 @@ def render_id(value: Any) -> str:
     """A readable rendering of an ``_id`` for the ``_id`` string column: ObjectId
     as 24 lowercase hex digits, strings as they are, anything else as relaxed
     Extended JSON (``5``, ``{"a": 1}``, ``{"$date": "..."}``)."""
+    t = type(value)
+    if t is int:                      # relaxed Extended JSON of an int is its decimal digits
+        return str(value)
     if isinstance(value, ObjectId):
         return str(value)
     if isinstance(value, str):
