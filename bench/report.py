@@ -164,7 +164,7 @@ def render_table(doc: dict) -> str:
                          *[""] * len(ratio_cols)])
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     fmt_row = lambda r: "  ".join(str(c).ljust(widths[i]) if i < 2 else str(c).rjust(widths[i])  # noqa: E731
-                                  for i, c in enumerate(r))
+                                  for i, c in enumerate(r)).rstrip()
     lines += ["", fmt_row(header), "  ".join("-" * w for w in widths), *map(fmt_row, rows)]
     lines.append("ratios > 1 mean MongoLake is better (faster, or lower latency); '-' = not applicable, "
                  "n/a = not measured")

@@ -183,7 +183,7 @@ def run_all(args, n: int, limits: Limits) -> tuple[dict, dict]:
     return {s.key: s.info for s in sessions}, {s.key: s.results for s in sessions}
 
 
-def build_document(args, n: int, limits: Limits, servers: dict, results: dict) -> dict:
+def build_document(args, n: int, limits: Limits, servers: dict, results: dict, machine: dict) -> dict:
     by_workload: dict[str, dict[str, Result]] = {}
     for w in args.workloads:
         by_workload[w] = {k: results[k][w] for k in args.server_keys if w in results.get(k, {})}
@@ -192,7 +192,7 @@ def build_document(args, n: int, limits: Limits, servers: dict, results: dict) -
     labels = {k: servers[k]["label"] for k in servers}
     return {
         "meta": {"n": n, "quick": args.quick, "large": args.large, "doc_bytes": dataset.average_bson_size(),
-                 "limits": vars(limits), "workloads": args.workloads, "machine": report.machine_info()},
+                 "limits": vars(limits), "workloads": args.workloads, "machine": machine},
         "servers": servers,
         "results": {w: {k: vars(r) for k, r in per.items()} for w, per in by_workload.items()},
         "ratios": ratios,
@@ -205,9 +205,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     n, limits = make_limits(args)
     started = time.perf_counter()
+    machine = report.machine_info()  # before the run: its load average is the one at the start
     log(f"MongoLake benchmark: N={n:,}, servers {','.join(args.server_keys)}, workloads {','.join(args.workloads)}")
     servers, results = run_all(args, n, limits)
-    doc = build_document(args, n, limits, servers, results)
+    doc = build_document(args, n, limits, servers, results, machine)
     doc["meta"]["wall_seconds"] = round(time.perf_counter() - started, 1)
     if args.json:
         print(json.dumps(doc, indent=1, default=str))
