@@ -88,7 +88,7 @@ class Limits:
                 cid = _cursor_id(result)
                 if cid:
                     self.budgets[cid] = left
-            elif name == "getMore":
+            elif name == "getMore" and isinstance(ctx.body.get("getMore"), int):
                 cid = ctx.body.get("getMore")
                 if _cursor_id(result):
                     self.budgets[cid] = left
@@ -144,8 +144,11 @@ def _waits_for_data(ctx: Any, name: str) -> bool:
     wait up to its maxTimeMS and must not hold a slot meanwhile."""
     if name != "getMore":
         return False
-    cur = getattr(getattr(ctx, "state", None), "cursors", None)
-    cur = cur.cursors.get(ctx.body.get("getMore")) if cur is not None else None
+    cid = ctx.body.get("getMore")
+    mgr = getattr(getattr(ctx, "state", None), "cursors", None)
+    if mgr is None or not isinstance(cid, int):
+        return False
+    cur = mgr.cursors.get(cid)
     return cur is not None and getattr(cur.it, "get_more", None) is not None
 
 

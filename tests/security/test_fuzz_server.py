@@ -76,8 +76,8 @@ class Raw:
             body = self._read(s, length - 16)
             if body is not None and struct.unpack("<i", head[12:16])[0] == 2013 and len(body) > 5:
                 reply = bson.decode(body[5:])
-                if reply.get("code") == 1:
-                    self.internal_errors.append(reply.get("errmsg"))
+                if reply.get("code") == 1:      # keep the request: the failure message shows it
+                    self.internal_errors.append((reply.get("errmsg"), bson.decode(data[21:])))
         except (ConnectionResetError, BrokenPipeError):
             self._drop()
 
@@ -106,7 +106,7 @@ class Raw:
             if opcode == 2013:
                 reply = bson.decode(buf[21:length])
                 if reply.get("code") == 1:
-                    self.internal_errors.append(reply.get("errmsg"))
+                    self.internal_errors.append((reply.get("errmsg"), data[:200]))
             buf = buf[length:]
 
     def _read(self, s: socket.socket, n: int) -> bytes | None:
