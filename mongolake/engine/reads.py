@@ -10,7 +10,7 @@ from bson.regex import Regex
 from mongolake import deadline
 from mongolake.errors import ErrorCode, MongoError
 from mongolake.query import keystring
-from mongolake.query.bsonorder import CODEC_OPTIONS, MISSING
+from mongolake.query.bsonorder import CODEC_OPTIONS
 from mongolake.query.filter import parse_filter
 from mongolake.query.matcher import compile_matcher
 

@@ -7,7 +7,7 @@ lookup is two bisections.
 """
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right, insort
+from bisect import bisect_left, bisect_right
 from typing import Iterator
 
 LOAD = 512
