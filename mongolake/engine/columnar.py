@@ -232,12 +232,12 @@ def top_k(engine: "Engine", db: str, coll: str, match: dict | None, sort: dict, 
         if c.specs[path].kind == "double" and pc.any(pc.is_nan(t.column(path))).as_py():
             return None                       # MongoDB puts NaN below every number: keep its order
         if t.num_rows > k:                    # keep each part small
-            t = t.take(pc.sort_indices(t, sort_keys=[(path, order)], null_placement=nulls)[:k])
+            t = t.take(pc.sort_indices(t, sort_keys=[(path, order, nulls)])[:k])
         parts.append(t)
     if not parts:
         return []
     data = pa.concat_tables(parts, promote_options="permissive")
-    idx = pc.sort_indices(data, sort_keys=[(path, order)], null_placement=nulls)[:k]
+    idx = pc.sort_indices(data, sort_keys=[(path, order, nulls)])[:k]
     out = []
     for key in data.column("_key").take(idx).to_pylist():
         raw = engine.lookup_key(c, key)
