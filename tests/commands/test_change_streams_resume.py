@@ -31,9 +31,10 @@ def _ids(evs):
     return [e["documentKey"]["_id"] for e in evs]
 
 
+@pytest.mark.parametrize("fmt", ["delta", "iceberg"])
 @pytest.mark.parametrize("how", ["sigterm", "kill9"])
-def test_resume_with_last_token_after_restart(tmp_path, how):
-    srv = ServerProcess(str(tmp_path / "lake")).start()
+def test_resume_with_last_token_after_restart(tmp_path, how, fmt):
+    srv = ServerProcess(str(tmp_path / "lake"), extra=["--format", fmt]).start()
     try:
         client = MongoClient(srv.url, serverSelectionTimeoutMS=10000)
         c = client.rs.c
@@ -51,7 +52,7 @@ def test_resume_with_last_token_after_restart(tmp_path, how):
             srv.stop()
         else:
             srv.kill()
-        srv = ServerProcess(srv.storage, port=srv.port).start()
+        srv = ServerProcess(srv.storage, port=srv.port, extra=["--format", fmt]).start()
         client = MongoClient(srv.url, serverSelectionTimeoutMS=10000)
         c = client.rs.c
         c.insert_one({"_id": 200})                                 # after the restart
