@@ -126,7 +126,7 @@ OPTIONS: tuple[Option, ...] = (
       "columns)", "storage", minimum=1, admin=True),
     O("compression", "choice", "zstd", "Parquet codec of new data files", "storage",
       choices=("zstd", "snappy", "gzip", "lz4", "none"), admin=True),
-    O("row_group_rows", "int", 16384, "rows per Parquet row group; a point read fetches one row group of the "
+    O("row_group_rows", "int", 4096, "rows per Parquet row group; a point read fetches one row group of the "
       "`_doc` column, so smaller groups mean smaller reads on S3 (and larger footers)", "storage",
       minimum=16, admin=True),
     O("file_rows", "int", 1 << 20, "rows per data file written by a flush or a compaction", "storage",

@@ -47,7 +47,7 @@ class Engine(ReadOps, WriteOps, EntityOps):
     def __init__(self, storage: str | StorageBackend = "./.mongolake", *, wal_dir: str | None = None,
                  table_format: str = "delta", sync: str = "always", flush_interval: float = 30.0,
                  memtable_bytes: int = 64 << 20, cache_bytes: int = 256 << 20, compression: str = "zstd",
-                 row_group_rows: int = 16384, file_rows: int = 1 << 20, storage_options: dict | None = None):
+                 row_group_rows: int = 4096, file_rows: int = 1 << 20, storage_options: dict | None = None):
         if table_format not in FORMATS:
             raise ValueError(f"unknown table format {table_format!r} (use delta or iceberg)")
         self.storage = storage if isinstance(storage, StorageBackend) else open_storage(storage,

@@ -11,7 +11,7 @@ Hot data lives in the engine's byte-bounded LRU cache: per row group the sorted
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 import bson
@@ -56,12 +56,21 @@ class FileInfo:
     top: frozenset             # top-level column names in the file
     key_index: int             # column index of _key
     key_ranges: list           # per row group (min _key, max _key) or None
+    rg_stats: dict = field(default_factory=dict)    # row group -> zone-map Stats (a file never changes)
 
     def rg_key_range(self, rg: int) -> tuple | None:
         return self.key_ranges[rg]
 
     def file_specs(self, specs: dict) -> dict:
         return {p: s for p, s in specs.items() if p in self.leaves}
+
+    def rowgroup_stats(self, rg: int, exact_cols: set, fspecs: dict) -> Any:
+        """Row-group statistics for zone maps, converted once per file and row group
+        (a file's exact columns and its columns' kinds never change)."""
+        st = self.rg_stats.get(rg)
+        if st is None:
+            st = self.rg_stats[rg] = zonemap.rowgroup_stats(self.md, rg, exact_cols | {KEY}, fspecs)
+        return st
 
 
 @dataclass
@@ -188,7 +197,7 @@ class FileReader:
                 deadline.check()                    # maxTimeMS
                 stats.row_groups_total += 1
                 if plan.expr is not None and not zonemap.might_match(
-                        plan.expr, zonemap.rowgroup_stats(md, rg, exact_cols | {KEY}, fspecs), fspecs):
+                        plan.expr, fi.rowgroup_stats(rg, exact_cols, fspecs), fspecs):
                     continue
                 stats.row_groups_scanned += 1
                 t = pf.read_row_group(rg, columns=needed)
@@ -251,7 +260,7 @@ class FileReader:
                 deadline.check()                    # maxTimeMS
                 stats.row_groups_total += 1
                 if plan.expr is not None and not zonemap.might_match(
-                        plan.expr, zonemap.rowgroup_stats(md, rg, exact_cols | {KEY}, fspecs), fspecs):
+                        plan.expr, fi.rowgroup_stats(rg, exact_cols, fspecs), fspecs):
                     continue
                 stats.row_groups_scanned += 1
                 t = pf.read_row_group(rg, columns=needed)
