@@ -11,6 +11,7 @@ Hot data lives in the engine's byte-bounded LRU cache: per row group the sorted
 from __future__ import annotations
 
 import bisect
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
@@ -48,9 +49,30 @@ class ScanPlan:
         return self.matcher is None
 
 
+class SafeParquet:
+    """A cached ``ParquetFile`` shared by threads (event loop, flusher, workers):
+    pyarrow's reader keeps per-file read state, so reads of one file take turns."""
+
+    __slots__ = ("_pf", "_lock", "metadata", "schema_arrow")
+
+    def __init__(self, pf: pq.ParquetFile):
+        self._pf = pf
+        self._lock = threading.Lock()
+        self.metadata = pf.metadata
+        self.schema_arrow = pf.schema_arrow
+
+    def read(self, columns: list[str] | None = None) -> pa.Table:
+        with self._lock:
+            return self._pf.read(columns=columns)
+
+    def read_row_group(self, i: int, columns: list[str] | None = None) -> pa.Table:
+        with self._lock:
+            return self._pf.read_row_group(i, columns=columns)
+
+
 @dataclass
 class FileInfo:
-    pf: pq.ParquetFile
+    pf: SafeParquet
     md: pq.FileMetaData
     leaves: frozenset          # leaf column paths in the file
     top: frozenset             # top-level column names in the file
@@ -101,7 +123,7 @@ class FileReader:
         key = ("pf", table.root, f.path)
         fi = self.cache.get(key)
         if fi is None:
-            pf = table.open_data_file(f)
+            pf = SafeParquet(table.open_data_file(f))
             md = pf.metadata
             leaves = frozenset(md.schema.column(i).path for i in range(len(md.schema)))
             top = frozenset(pf.schema_arrow.names)
@@ -114,7 +136,7 @@ class FileReader:
             self.cache.put(key, fi, 4096 + md.serialized_size)
         return fi
 
-    def parquet(self, table: Table, f: DataFile) -> pq.ParquetFile:
+    def parquet(self, table: Table, f: DataFile) -> SafeParquet:
         return self.info(table, f).pf
 
     def _rg_keys(self, table: Table, f: DataFile, rg: int) -> list[bytes]:
