@@ -46,8 +46,12 @@ def validate_spec(spec: Any) -> dict:
             raise MongoError(ErrorCode.InvalidIndexSpecificationOption,
                              f"The field '{k}' is not valid for an index specification. Specification: {spec}")
     kinds = sorted(set(v for v in key.values() if v in _KINDS and v != "hashed"))
+    special = None
     if kinds:
-        raise MongoError(ErrorCode.NotImplemented, f"{', '.join(kinds)} indexes are not supported yet by MongoLake")
+        from mongolake.engine.indexing.kinds import INDEX_KINDS, index_class
+        if len(kinds) > 1 or kinds[0] not in INDEX_KINDS:
+            raise MongoError(ErrorCode.NotImplemented, f"{', '.join(kinds)} indexes are not supported yet by MongoLake")
+        special = index_class(kinds[0])
     if sum(1 for v in key.values() if v == "hashed") > 1:
         raise MongoError(ErrorCode.CannotCreateIndex, "A maximum of one index field is allowed to be hashed")
     out = {"v": 2, "key": dict(key), "name": name}
@@ -57,6 +61,8 @@ def validate_spec(spec: Any) -> dict:
     if "partialFilterExpression" in out:
         from mongolake.query.filter import parse_filter
         parse_filter(out["partialFilterExpression"])
+    if special is not None:
+        out = special.validate_spec(out)       # kind-specific checks and normalisation
     return out
 
 

@@ -11,7 +11,7 @@ from mongolake import deadline
 from mongolake.errors import ErrorCode, MongoError
 from mongolake.query import keystring
 from mongolake.query.bsonorder import CODEC_OPTIONS
-from mongolake.query.filter import parse_filter
+from mongolake.query.filter import index_requirement, parse_filter
 from mongolake.query.matcher import compile_matcher
 
 from .collection import Collection
@@ -99,6 +99,10 @@ class ReadOps:
         ids = id_point_keys(filter_spec)
         if ids is not None and not hint:
             return self._iter_ids(c, ids, plan, decode, stats)
+        req = index_requirement(plan.expr)
+        if req is not None:                         # $text, $near: their index answers
+            from .indexing.kinds import special_reader
+            return special_reader(req[0])(self, c, plan, req[1], stats)
         ip = self._index_plan(c, plan, filter_spec, hint)
         if ip is not None:
             return self._iter_index(c, ip, plan, stats)
@@ -239,7 +243,7 @@ class ReadOps:
             return 0
         plan = self.plan(c, filter)
         ip = None if id_point_keys(filter) is not None else self._index_plan(c, plan, filter, hint or None)
-        if id_point_keys(filter) is not None or ip is not None:
+        if id_point_keys(filter) is not None or ip is not None or index_requirement(plan.expr) is not None:
             n = sum(1 for _ in self.iter_matching(c, filter, plan=plan, stats=stats, hint=hint or None))
         else:
             view, snapshot = self._state(c)

@@ -37,7 +37,7 @@ from mongolake.query.regex import compile_regex, regex_parts
 __all__ = [
     "Node", "And", "Or", "Nor", "Not", "AlwaysTrue", "AlwaysFalse", "Compare", "In", "RegexMatch",
     "Exists", "TypeIs", "Mod", "Size", "ElemMatchObject", "ElemMatchValue", "Bits", "ExprNode",
-    "JsonSchema", "parse_filter", "is_regex", "walk", "referenced_paths",
+    "JsonSchema", "CustomNode", "CustomPathNode", "parse_filter", "is_regex", "walk", "referenced_paths",
 ]
 
 
@@ -176,6 +176,39 @@ class JsonSchema(Node):
     validate: Callable = field(default=None, compare=False, repr=False)  # type: ignore[assignment]
 
 
+# -- extension nodes -------------------------------------------------------------
+# Operators that need more than a value test (``$text``, geospatial) are parsed by
+# their own packages (``mongolake.query.text``, ``mongolake.query.geo``) into
+# subclasses of these two. The matcher calls their methods; the zone-map and
+# pushdown visitors treat them as unknown (no pruning, residual), which is
+# always correct.
+
+class CustomNode(Node):
+    """A path-less extension node (e.g. ``$text``): ``matcher(variables)`` returns
+    ``fn(doc) -> bool``. ``needs_index`` names the index kind a read must use to
+    answer it (the engine then runs that kind's reader; see
+    ``mongolake/engine/indexing/kinds.py``), or is None."""
+
+    __slots__ = ()
+    needs_index: str | None = None
+
+    def matcher(self, variables: dict) -> Callable[[Any], bool]:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True, slots=True)
+class CustomPathNode(_PathNode):
+    """A path extension node (e.g. ``$geoWithin``): ``element_test()`` returns
+    ``fn(value) -> bool`` applied to every value the path reaches (array
+    elements and the array itself, like any leaf operator). ``needs_index`` as
+    for :class:`CustomNode` (``$near`` needs a ``2dsphere`` index)."""
+
+    needs_index = None
+
+    def element_test(self) -> Callable[[Any], bool]:
+        raise NotImplementedError
+
+
 # -- helpers -------------------------------------------------------------------
 
 def is_regex(v: Any) -> bool:
@@ -190,6 +223,18 @@ def walk(node: Node):
             yield from walk(c)
     elif isinstance(node, Not):
         yield from walk(node.child)
+
+
+def index_requirement(node: Node | None) -> tuple[str, Node] | None:
+    """``(kind, node)`` for the first node of the tree that must be answered with
+    a special index (``$text``, ``$near``), else None."""
+    if node is None:
+        return None
+    for n in walk(node):
+        kind = getattr(n, "needs_index", None)
+        if kind:
+            return kind, n
+    return None
 
 
 def referenced_paths(node: Node) -> set[str]:
@@ -291,7 +336,8 @@ class _Parser:
         if key == "$text":
             if level == _SUB:
                 raise bad("$text can only be applied to the top-level document")
-            raise MongoError(ErrorCode.NotImplemented, "$text is not supported yet (needs a text index)")
+            from mongolake.query.text import parse_text_filter
+            return parse_text_filter(val)
         if key == "$jsonSchema":
             if not isinstance(val, Mapping):
                 raise MongoError(ErrorCode.TypeMismatch, "$jsonSchema must be an object")
@@ -316,7 +362,8 @@ class _Parser:
     def parse_sub(self, path: str, obj: Mapping[str, Any], level: int) -> list[Node]:
         first = next(iter(obj))
         if first in ("$near", "$nearSphere", "$geoNear") and isinstance(obj[first], (Mapping, list)):
-            raise MongoError(ErrorCode.NotImplemented, f"{first} is not supported yet (needs a geospatial index)")
+            from mongolake.query.geo import parse_near
+            return [parse_near(path, obj, level == _SUB)]
         out = []
         for op, val in obj.items():
             n = self.parse_sub_field(obj, path, op, val, level)
@@ -369,7 +416,8 @@ class _Parser:
         if op in GEO:
             if op in ("$near", "$nearSphere", "$geoNear"):
                 raise bad(f"near must be first in: {dict(ctx)}")
-            raise MongoError(ErrorCode.NotImplemented, f"{op} is not supported yet (geospatial queries)")
+            from mongolake.query.geo import parse_geo_predicate
+            return parse_geo_predicate(path, op, val)
         if op == "$where":
             raise bad("$where cannot be applied to a field")
         raise bad(f"unknown operator: {op}")

@@ -24,8 +24,8 @@ from mongolake.query.elemtests import (
     PYOP, as_document, bits_test, compare_test, define, hash_key, in_sets, in_test, mod_test, regex_test,
 )
 from mongolake.query.filter import (
-    AlwaysFalse, AlwaysTrue, And, Bits, Compare, ElemMatchObject, ElemMatchValue, Exists, ExprNode,
-    In, JsonSchema, Mod, Node, Nor, Not, Or, RegexMatch, Size, TypeIs,
+    AlwaysFalse, AlwaysTrue, And, Bits, Compare, CustomNode, CustomPathNode, ElemMatchObject, ElemMatchValue,
+    Exists, ExprNode, In, JsonSchema, Mod, Node, Nor, Not, Or, RegexMatch, Size, TypeIs,
 )
 from mongolake.query.paths import iter_path
 
@@ -85,6 +85,8 @@ class _Compiler:
             return self._expr(node)
         if isinstance(node, JsonSchema):
             return node.validate
+        if isinstance(node, CustomNode):
+            return node.matcher(self.variables)
         test = self.test(node)
         leaf = not isinstance(node, (Size, ElemMatchObject, ElemMatchValue))
         return _path_matcher(node, test, leaf)
@@ -169,6 +171,8 @@ class _Compiler:
         if isinstance(node, And):
             ts = [self.test(c) for c in node.children]
             return lambda v: all(t(v) for t in ts)
+        if isinstance(node, CustomPathNode):
+            return node.element_test()
         raise TypeError(f"cannot test a single element with {type(node).__name__}")
 
 

@@ -22,6 +22,7 @@ from mongolake.query.bsonorder import CODEC_OPTIONS
 
 from ..records import DDL_OPS, INSERT, Change
 from .index import SecondaryIndex
+from .kinds import index_class, special_kind
 from .planner import IndexPlan, choose
 
 if TYPE_CHECKING:
@@ -55,11 +56,20 @@ class IndexManager:
 
     # -- structure ---------------------------------------------------------------
     def for_collection(self, c: "Collection") -> list[SecondaryIndex]:
-        """The collection's indexes, built now if needed. Empty for views of the
-        past (time travel) and inside transactions before the first build."""
+        """The collection's B-tree style indexes, built now if needed (special
+        kinds too). Empty for views of the past (time travel) and inside
+        transactions before the first build."""
+        return [ix for ix in self._all(c) if isinstance(ix, SecondaryIndex)]
+
+    def special(self, c: "Collection", kind: str) -> list[Any]:
+        """The collection's indexes of a special kind (``text``, ``2dsphere``,
+        ``vectorSearch``), built now if needed; see :mod:`.kinds`."""
+        return [ix for ix in self._all(c) if getattr(ix, "kind", None) == kind]
+
+    def _all(self, c: "Collection") -> list[Any]:
         if self.engine.collections.get(c.uuid) is not c:
             return []
-        specs = [s for s in c.meta.indexes if indexable(s)]
+        specs = [s for s in _specs(c) if indexable(s) or special_kind(s)]
         if not specs:
             self._colls.pop(c.uuid, None)
             return []
@@ -81,7 +91,8 @@ class IndexManager:
 
     def _build(self, c: "Collection", ci: CollectionIndexes, specs: list[dict]) -> None:
         t0 = time.time()
-        new = [SecondaryIndex(s) for s in specs]
+        new = [SecondaryIndex(s) for s in specs if indexable(s)]
+        extra = [index_class(k)(s) for s in specs if (k := special_kind(s))]
         items: list[list[tuple[bytes, bytes]]] = [[] for _ in new]
         with self.engine.lock:
             for raw, d in self.engine.iter_matching(c, None, decode=True):
@@ -89,9 +100,14 @@ class IndexManager:
                 for ix, out in zip(new, items):
                     for k in ix.doc_keys(d):
                         out.append((k, key))
+                for sx in extra:
+                    sx.add(d, key)
             for ix, out in zip(new, items):
                 ix.bulk_load(out)
                 ci.indexes[ix.name] = ix
+            for sx in extra:
+                sx.finish_build()
+                ci.indexes[sx.name] = sx
             ci.built = True
         dt = time.time() - t0
         self.stats["builds"] += 1
@@ -188,7 +204,13 @@ class IndexManager:
     def describe(self, c: "Collection") -> Iterator[dict]:
         ci = self._colls.get(c.uuid)
         for ix in (ci.indexes.values() if ci else ()):
-            yield {**ix.describe(), "entries": len(ix.keys)}
+            n = len(ix.keys) if isinstance(ix, SecondaryIndex) else ix.entry_count()
+            yield {**ix.describe(), "entries": n}
+
+
+def _specs(c: "Collection") -> list[dict]:
+    """Catalog index specs plus search-index definitions (``vectorSearch``)."""
+    return list(c.meta.indexes) + list(getattr(c.meta, "search_indexes", None) or ())
 
 
 def _key_of(d: dict) -> bytes:

@@ -477,5 +477,12 @@ def _parse_meta(args: Any, ps: ParseState, name: str) -> Node:
         raise err(17308, f"Unsupported argument to $meta: {args}")
     if args == "randVal":
         return lambda s: random.random()
-    # MongoLake keeps no per-document metadata (no text search): the value is missing.
-    return const(MISSING)
+    from mongolake.query.meta import MetaDoc
+
+    def meta(s: dict) -> Any:
+        d = s.get("CURRENT")
+        if type(d) is not MetaDoc:
+            return MISSING
+        return d.meta.get(args, MISSING)
+
+    return meta

@@ -14,6 +14,7 @@ from mongolake.errors import MongoError
 from mongolake.query.aggregate.base import ParseOptions, RunEnv, Stage, stage
 from mongolake.query.bsonorder import MISSING
 from mongolake.query.expr.core import Node, split_field_path
+from mongolake.query.meta import carry
 
 INCLUDE, EXCLUDE, EXPR, SUB = "include", "exclude", "expr", "sub"
 
@@ -198,7 +199,7 @@ class ProjectStage(Stage):
         tree = self.tree
         if not self.inclusion:
             for d in docs:
-                yield _exclude_doc(tree, d)
+                yield carry(d, _exclude_doc(tree, d))
             return
         computed = tree.computed
         s = dict(env.variables)
@@ -207,7 +208,7 @@ class ProjectStage(Stage):
             if computed:
                 s["ROOT"] = s["CURRENT"] = d
                 _apply_computed(tree, out, s)
-            yield out
+            yield carry(d, out)
 
 
 class AddFieldsStage(Stage):
@@ -227,7 +228,7 @@ class AddFieldsStage(Stage):
             out = dict(d)
             s["ROOT"] = s["CURRENT"] = d
             _apply_computed(tree, out, s)
-            yield out
+            yield carry(d, out)
 
 
 def build_projection(spec: Any, opts: ParseOptions, stage_name: str = "$project") -> ProjectStage:

@@ -1,0 +1,1 @@
+"""``$geoNear`` (placeholder: not registered yet, so the stage answers NotImplemented)."""

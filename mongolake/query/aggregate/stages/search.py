@@ -1,0 +1,1 @@
+"""``$vectorSearch`` (placeholder: not registered yet, so the stage answers NotImplemented)."""
