@@ -11,17 +11,14 @@
 from __future__ import annotations
 
 import datetime as _dt
-import decimal
 import math
 import re
 from typing import Any
 
 from bson.binary import Binary
-from bson.code import Code
 from bson.dbref import DBRef
 from bson.decimal128 import Decimal128
 from bson.datetime_ms import DatetimeMS
-from bson.int64 import Int64
 from bson.max_key import MaxKey
 from bson.min_key import MinKey
 from bson.objectid import ObjectId
@@ -30,49 +27,9 @@ from bson.timestamp import Timestamp
 
 from mongolake.query.bsonorder import MISSING, date_ms
 
-INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-
-
-def type_name(v: Any) -> str:
-    """MongoDB's ``typeName()`` of a value (``"int"``, ``"long"``, ``"object"``, ...)."""
-    if v is MISSING:
-        return "missing"
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "bool"
-    if isinstance(v, Int64):
-        return "long"
-    if isinstance(v, int):
-        return "int" if INT32_MIN <= v <= INT32_MAX else "long"
-    if isinstance(v, float):
-        return "double"
-    if isinstance(v, (Decimal128, decimal.Decimal)):
-        return "decimal"
-    if isinstance(v, str):
-        return "string"
-    if isinstance(v, (dict, DBRef)):
-        return "object"
-    if isinstance(v, (list, tuple)):
-        return "array"
-    if isinstance(v, (bytes, bytearray, Binary)) or type(v).__name__ == "UUID":
-        return "binData"
-    if isinstance(v, ObjectId):
-        return "objectId"
-    if isinstance(v, (_dt.datetime, DatetimeMS)):
-        return "date"
-    if isinstance(v, Timestamp):
-        return "timestamp"
-    if isinstance(v, (Regex, re.Pattern)):
-        return "regex"
-    if isinstance(v, Code):
-        return "javascriptWithScope" if v.scope is not None else "javascript"
-    if isinstance(v, MinKey):
-        return "minKey"
-    if isinstance(v, MaxKey):
-        return "maxKey"
-    return type(v).__name__
+# one definition of MongoDB's type names and integer ranges, shared with the
+# aggregation language
+from mongolake.query.expr.values import INT32_MAX, INT32_MIN, INT64_MAX, INT64_MIN, type_name  # noqa: E402,F401
 
 
 def _fmt_double(v: float) -> str:

@@ -61,7 +61,7 @@ def type_name(v: Any) -> str:
         return "date"
     if isinstance(v, ObjectId):
         return "objectId"
-    if isinstance(v, (bytes, Binary, uuid.UUID)):
+    if isinstance(v, (bytes, bytearray, Binary, uuid.UUID)):
         return "binData"
     if isinstance(v, Timestamp):
         return "timestamp"
