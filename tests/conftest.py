@@ -48,3 +48,16 @@ def db(client, request):
     name = "t_" + "".join(ch if ch.isalnum() else "_" for ch in request.node.name)[:50]
     client.drop_database(name)
     yield client[name]
+
+
+@pytest.fixture
+def restore_logging():
+    """Undo logging handlers/levels a test (e.g. one calling the CLI) installs."""
+    import logging
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for h in list(root.handlers):
+        if h not in handlers:
+            root.removeHandler(h)
+    root.setLevel(level)

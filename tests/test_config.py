@@ -6,7 +6,6 @@ the command with a clear message and a non-zero exit status.
 """
 from __future__ import annotations
 
-import logging
 import os
 import socket
 import subprocess
@@ -23,15 +22,7 @@ from tests.serverutil import ROOT, ServerProcess
 DOCS = os.path.join(ROOT, "docs", "configuration.md")
 
 
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for h in list(root.handlers):
-        if h not in handlers:
-            root.removeHandler(h)
-    root.setLevel(level)
+pytestmark = pytest.mark.usefixtures("restore_logging")
 
 
 def write(path, text: str) -> str:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 
 import pytest
@@ -12,15 +11,7 @@ from mongolake.engine import Engine
 from tests.serverutil import running_server
 
 
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for h in list(root.handlers):
-        if h not in handlers:
-            root.removeHandler(h)
-    root.setLevel(level)
+pytestmark = pytest.mark.usefixtures("restore_logging")
 
 
 @pytest.fixture

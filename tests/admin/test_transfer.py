@@ -20,6 +20,8 @@ from mongolake.engine import Engine
 from mongolake.query.bsonorder import CODEC_OPTIONS
 from tests.admin.bsontypes import every_type, mixed
 
+pytestmark = pytest.mark.usefixtures("restore_logging")
+
 N_DOCS = int(os.environ.get("MONGOLAKE_TRANSFER_DOCS", "20000"))
 
 
@@ -128,14 +130,3 @@ def test_progress_line(tmp_path, capsys):
     assert cli.main(["export", str(tmp_path / "lake"), "db.c", str(tmp_path / "o.jsonl"), "--progress"]) == 0
     assert "export db.c: 100.0% 2,500 docs" in capsys.readouterr().err
 
-
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    import logging
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for h in list(root.handlers):
-        if h not in handlers:
-            root.removeHandler(h)
-    root.setLevel(level)
