@@ -103,6 +103,11 @@ OPTIONS: tuple[Option, ...] = (
       "running) is closed (`0` = never)", "security", minimum=0),
     O("max_concurrent_ops", "int", 32, "expensive operations (reads, aggregations, index builds, compaction, "
       "drops) run at once; others wait for a slot", "security", minimum=1),
+    O("agg_memory_limit", "int", 100 * 1024 * 1024, "bytes of documents or group state one blocking "
+      "aggregation stage holds in memory (MongoDB's 100 MB); past it `$sort`, `$group`, `$bucket` and "
+      "`$sortByCount` spill to `spill_dir` (`allowDiskUse`, the default) and every blocking stage fails with "
+      "292 without `allowDiskUse`; `setParameter internalQueryMaxBlockingSortMemoryUsageBytes` sets the "
+      "`$sort` limit at run time", "security", minimum=1024),
     O("regex_time_limit_ms", "int", 1000, "milliseconds one evaluation of a complex regular expression may "
       "take before the query fails (51156): catastrophic backtracking cannot stall the server", "security",
       minimum=1),
@@ -113,6 +118,9 @@ OPTIONS: tuple[Option, ...] = (
       "on S3", "storage", admin=True,
       default_doc="`<storage>/_mongolake/wal` for a local path, else `./.mongolake-wal/<store>` "
       "(e.g. `./.mongolake-wal/s3-bucket-prefix`)"),
+    O("spill_dir", "str", None, "folder of the temporary files of aggregation stages that spill to disk "
+      "(deleted when their cursor ends or is killed)", "storage",
+      default_doc="`<storage>/_mongolake/tmp` for a local path, else `<system temp>/mongolake-spill`"),
     O("format", "choice", "delta", "table format of new collections (per collection: `createCollection` "
       "option `tableFormat`)", "storage", choices=("delta", "iceberg"), admin=True),
     O("sync", "choice", "always", "WAL durability: `always` (fsync, shared by concurrent writers, before "

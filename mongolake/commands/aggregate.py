@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from typing import Any, Iterable, Iterator
 
 from bson.binary import Binary
@@ -37,7 +38,7 @@ class EngineContext:
                 self.variables[k] = compile_expression(v)({}, self.variables)
         self.collation = collation
         self.allow_disk_use = bool(ctx.body.get("allowDiskUse", True))
-        self.memory_limit_bytes = 100 * 1024 * 1024
+        self.memory_limit_bytes, self.memory_limits, self.spill_dir = memory_settings(ctx)
         target = ctx.body.get("aggregate")
         self.collection = target if isinstance(target, str) else None
 
@@ -76,6 +77,32 @@ class EngineContext:
     def collection_stats(self, db: str, coll: str) -> dict:
         from .admin import coll_stats
         return coll_stats(self._ctx, coll)
+
+
+_SORT_PARAM = "internalQueryMaxBlockingSortMemoryUsageBytes"
+_GROUP_PARAM = "internalDocumentSourceGroupMaxMemoryBytes"
+_DEFAULT_LIMIT = 100 * 1024 * 1024
+
+
+def memory_settings(ctx: Ctx) -> tuple[int, dict, str | None]:
+    """(limit of a blocking stage, per-stage limits, spill folder) from the server's options
+    (``agg_memory_limit``, ``spill_dir``) and parameters set at run time with setParameter."""
+    opts = ctx.state.options.parsed
+    limit = int(opts.get("agg_memory_limit") or _DEFAULT_LIMIT)
+    per_stage: dict = {}
+    params = ctx.state.parameters
+    sort = params.get(_SORT_PARAM)
+    if sort is not None and int(sort) != _DEFAULT_LIMIT:       # changed by setParameter
+        per_stage["$sort"] = int(sort)
+    group = params.get(_GROUP_PARAM)
+    if group is not None and int(group) != _DEFAULT_LIMIT:
+        per_stage["$group"] = int(group)
+    spill_dir = opts.get("spill_dir")
+    if not spill_dir:
+        local = getattr(ctx.engine.storage, "local_path", None)
+        base = local("_mongolake") if local is not None else None
+        spill_dir = os.path.join(base, "tmp") if base else None
+    return limit, per_stage, spill_dir
 
 
 def _parse(ctx: Ctx) -> tuple[Any, list, dict]:

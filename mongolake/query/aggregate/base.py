@@ -97,12 +97,19 @@ class RunEnv:
         self.db: str = ctx_option(ctx, "db", "test")
         self.allow_disk_use: bool = bool(ctx_option(ctx, "allow_disk_use", True))
         self.memory_limit: int = int(ctx_option(ctx, "memory_limit_bytes", DEFAULT_MEMORY_LIMIT))
+        #: per-stage limits overriding ``memory_limit`` (``{"$sort": bytes, "$group": bytes}``)
+        self.memory_limits: dict = dict(ctx_option(ctx, "memory_limits", None) or {})
+        #: folder of spill files (None: the system's temporary folder)
+        self.spill_dir: str | None = ctx_option(ctx, "spill_dir", None)
+        #: run-time statistics of stages (usedDisk, spills ...), keyed by stage object id; for explain
+        self.stats: dict = {}
 
     def child(self, variables: dict) -> "RunEnv":
         """An environment for a sub-pipeline with extra variables."""
         env = RunEnv.__new__(RunEnv)
         env.ctx, env.db = self.ctx, self.db
         env.allow_disk_use, env.memory_limit = self.allow_disk_use, self.memory_limit
+        env.memory_limits, env.spill_dir, env.stats = self.memory_limits, self.spill_dir, self.stats
         env.variables = {**self.variables, **variables}
         return env
 
@@ -125,7 +132,15 @@ class RunEnv:
         return fn
 
     def budget(self, what: str) -> "MemoryBudget":
-        return MemoryBudget(what, self.memory_limit, enforce=not self.allow_disk_use)
+        return MemoryBudget(what, self.limit_for(what), enforce=not self.allow_disk_use)
+
+    def limit_for(self, what: str) -> int:
+        """Bytes the blocking stage ``what`` may hold in memory."""
+        return int(self.memory_limits.get(what, self.memory_limit))
+
+    def stage_stats(self, stage: Any) -> dict:
+        """The mutable run-time statistics of ``stage`` (reported by explain executionStats)."""
+        return self.stats.setdefault(id(stage), {})
 
 
 def approx_size(v: Any) -> int:

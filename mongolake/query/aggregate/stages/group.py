@@ -6,10 +6,8 @@ from typing import Any, Iterator
 from mongolake.errors import MongoError
 from mongolake.query.aggregate.accumulators import AccSpec, parse_accumulator
 from mongolake.query.aggregate.base import ParseOptions, RunEnv, Stage, stage
-from mongolake.query.bsonorder import MISSING
 from mongolake.query.expr.core import Node, const_value, is_const
 from mongolake.query.expr.sortspec import sort_compare
-from mongolake.query.expr.values import hash_key
 
 
 def parse_output_fields(spec: dict, opts: ParseOptions, stage_name: str, skip: tuple = ("_id",)) -> list[AccSpec]:
@@ -25,35 +23,12 @@ def parse_output_fields(spec: dict, opts: ParseOptions, stage_name: str, skip: t
     return accs
 
 
-def run_groups(docs: Iterator[dict], env: RunEnv, key_fn: Any, accs: list[AccSpec], what: str) -> dict:
-    """Group ``docs`` by ``key_fn(scope)``; returns ``{hash_key: (id_value, [states])}`` in first-seen order."""
-    budget = env.budget(what)
-    groups: dict = {}
-    s = dict(env.variables)
-    track_values = budget.enforce and any(a.name in ("$push", "$addToSet", "$mergeObjects", "$firstN", "$lastN",
-                                                     "$maxN", "$minN", "$topN", "$bottomN", "$median",
-                                                     "$percentile") for a in accs)
-    for d in docs:
-        s["ROOT"] = s["CURRENT"] = d
-        gid = key_fn(s)
-        if gid is MISSING:
-            gid = None
-        hk = hash_key(gid)
-        entry = groups.get(hk)
-        if entry is None:
-            # per-group parameters (the n of $firstN...) see the group key's fields, as in MongoDB
-            gscope = dict(env.variables)
-            gscope["ROOT"] = gscope["CURRENT"] = gid if type(gid) is dict else {}
-            entry = groups[hk] = (gid, [a.create(gscope) for a in accs])
-            budget.add({"_id": gid})
-            budget.add_bytes(64 * len(accs))
-        states = entry[1]
-        for a, st in zip(accs, states):
-            v = a.input(s)
-            st.add(v)
-            if track_values:
-                budget.add(v)
-    return groups
+def run_groups(docs: Iterator[dict], env: RunEnv, key_fn: Any, accs: list[AccSpec], what: str,
+               stage: Any = None) -> Any:
+    """Group ``docs`` by ``key_fn(scope)``; ``.values()`` of the result yields ``(id_value, [states])``
+    once, in first-seen order while in memory (spilling to disk past the memory limit: see spill.py)."""
+    from mongolake.query.aggregate import spill
+    return spill.group(docs, env, key_fn, accs, what, stage)
 
 
 class GroupStage(Stage):
@@ -76,7 +51,7 @@ class GroupStage(Stage):
         return const_value(self.id_node)
 
     def apply(self, docs: Iterator[dict], env: RunEnv) -> Iterator[dict]:
-        groups = run_groups(docs, env, self.id_node, self.accs, "$group")
+        groups = run_groups(docs, env, self.id_node, self.accs, "$group", self)
         for gid, states in groups.values():
             out = {"_id": gid}
             for a, st in zip(self.accs, states):
@@ -104,7 +79,7 @@ class SortByCountStage(Stage):
         self.count = parse_accumulator("count", {"$sum": 1}, opts)
 
     def apply(self, docs: Iterator[dict], env: RunEnv) -> Iterator[dict]:
-        groups = run_groups(docs, env, self.node, [self.count], "$sortByCount")
+        groups = run_groups(docs, env, self.node, [self.count], "$sortByCount", self)
         rows = [{"_id": gid, "count": states[0].result()} for gid, states in groups.values()]
         rows.sort(key=lambda r: -r["count"])
         yield from rows

@@ -45,23 +45,9 @@ class SortStage(Stage):
             for item in result:
                 yield item[2]
             return
-        enc = key.encode  # type: ignore[attr-defined]
-        dirs = key.directions  # type: ignore[attr-defined]
-        if budget.enforce:
-            pairs = []
-            for d in docs:
-                budget.add(d)
-                pairs.append((enc(d), d))
-        else:
-            pairs = [(enc(d), d) for d in docs]
-        if all(x == dirs[0] for x in dirs):
-            pairs.sort(key=_first, reverse=dirs[0] < 0)
-        else:
-            # stable multi-pass sort, last field first, with native comparisons
-            for j in range(len(dirs) - 1, -1, -1):
-                pairs.sort(key=lambda p, j=j: p[0][j], reverse=dirs[j] < 0)
-        for p in pairs:
-            yield p[1]
+        # in memory up to the stage's limit, then an external merge sort (allowDiskUse) or 292
+        from mongolake.query.aggregate import spill
+        yield from spill.sort_docs(docs, key, env, self)
 
 
 def _first(p: tuple) -> Any:
