@@ -157,7 +157,7 @@ def parse_pipeline(stages: Any, *, let_vars: Iterable[str] | None = None, contex
         if stage.position == "last" and i != n - 1:
             raise MongoError(40601, f"{name} can only be the final stage in the pipeline")
         if stage.position == "first" and i != 0:
-            code = {"$documents": 40602, "$collStats": 40602}.get(name, 40602)
+            code = {"$documents": 40602, "$collStats": 40602, "$geoNear": 40603}.get(name, 40602)
             raise MongoError(code, f"{name} is only valid as the first stage in a pipeline")
         parsed.append(stage)
     return Pipeline(optimize(parsed), options)
