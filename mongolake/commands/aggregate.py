@@ -9,6 +9,7 @@ from bson.binary import Binary
 
 import bson
 
+from mongolake.engine import columnar
 from mongolake.engine.reader import ScanStats
 from mongolake.errors import ErrorCode, MongoError
 from mongolake.query.bsonorder import CODEC_OPTIONS
@@ -126,25 +127,58 @@ def _source(ctx: Ctx, pl: Any, stats: ScanStats | None = None) -> Iterator[dict]
     return ctx.engine.find(ctx.db, target, flt, as_raw=False, stats=stats)
 
 
-def _columnar(ctx: Ctx, pl: Any, rest: Any, pctx: Any) -> Iterator[dict] | None:
-    """``[$match?, $group, ...]`` with the group computed in Arrow over shredded columns
-    when that is provably identical (see mongolake.engine.columnar); else None."""
-    from mongolake.engine import columnar
-    from mongolake.query.aggregate.pipeline import Pipeline
-
+def columnar_source(ctx: Ctx, pl: Any, rest: Any) -> tuple[str, list[dict]] | None:
+    """``("group", docs)`` for ``[$match?, $group, ...]`` with the group computed in Arrow over
+    shredded columns, ``("topK", docs)`` for ``[$match?, $sort+$limit, ...]`` on one exact
+    column, when that is provably identical (see mongolake.engine.columnar); else None.
+    ``docs`` is the output of the first stage after the leading ``$match``."""
     if not isinstance(ctx.arg, str) or not rest.stages or ctx.body.get("let") or ctx.body.get("collation"):
         return None
     first = rest.stages[0]
     if first.name == "$group":
         docs = columnar.group(ctx.engine, ctx.db, ctx.arg, pl.leading_match() or {}, first.spec)
-    elif first.name == "$sort" and getattr(first, "limit", None) and isinstance(first.spec, dict):
+        return None if docs is None else ("group", docs)
+    if first.name == "$sort" and getattr(first, "limit", None) and isinstance(first.spec, dict):
         raws = columnar.top_k(ctx.engine, ctx.db, ctx.arg, pl.leading_match() or {}, first.spec, int(first.limit))
-        docs = None if raws is None else [bson.decode(r, CODEC_OPTIONS) for r in raws]
-    else:
+        return None if raws is None else ("topK", [bson.decode(r, CODEC_OPTIONS) for r in raws])
+    return None
+
+
+def _columnar(ctx: Ctx, pl: Any, rest: Any, pctx: Any) -> Iterator[dict] | None:
+    from mongolake.query.aggregate.pipeline import Pipeline
+
+    src = columnar_source(ctx, pl, rest)
+    if src is None:
         return None
-    if docs is None:
+    return Pipeline(rest.stages[1:], rest.options).run(iter(src[1]), pctx)
+
+
+def _pruned(ctx: Ctx, pl: Any, rest: Any, pctx: Any, stats: ScanStats | None = None) -> Iterator[dict] | None:
+    """The pipeline over documents reduced to the shredded columns it reads (no ``_doc``
+    decoded in files where those columns are exact and never null), when its result
+    provably depends on nothing else (mongolake.query.aggregate.deps); else None."""
+    plan = prune_plan(ctx, pl, rest)
+    if plan is None:
         return None
-    return Pipeline(rest.stages[1:], rest.options).run(iter(docs), pctx)
+    flt, paths = plan
+    it = columnar.scan_pruned(ctx.engine, ctx.db, ctx.arg, flt, paths, stats)
+    return None if it is None else rest.run(it, pctx)
+
+
+def prune_plan(ctx: Ctx, pl: Any, rest: Any) -> tuple[dict, list[str]] | None:
+    """(bound leading filter, columns to read) when column pruning applies."""
+    from mongolake.query.aggregate.deps import source_fields
+
+    if not isinstance(ctx.arg, str) or not rest.stages:
+        return None
+    c = ctx.engine.get_collection(ctx.db, ctx.arg)
+    if c is None:
+        return None
+    uses = source_fields([(s.name, s.spec) for s in rest.stages])
+    paths = None if uses is None else columnar.prune_plan(c, uses)
+    if paths is None:
+        return None
+    return LetScope.for_command(ctx, ctx.body.get("let")).filter(pl.leading_match() or {}), paths
 
 
 _AGG_FIELDS = {"pipeline", "explain", "allowDiskUse", "cursor", "bypassDocumentValidation", "collation", "hint",
@@ -216,6 +250,8 @@ async def aggregate(ctx: Ctx) -> bytes:
     rest = pl.without_leading_match()
     out_iter = _columnar(ctx, pl, rest, pctx)
     if out_iter is None:
+        out_iter = _pruned(ctx, pl, rest, pctx)
+    if out_iter is None:
         out_iter = rest.run(_source(ctx, pl), pctx)
     target = ctx.arg
     ns = ctx.ns(target) if isinstance(target, str) else f"{ctx.db}.$cmd.aggregate"
@@ -228,29 +264,6 @@ async def aggregate(ctx: Ctx) -> bytes:
 
 
 async def explain_aggregate(ctx: Ctx, body: dict, verbosity: str) -> dict:
-    pl, raw_pipeline, _ = (_parse(ctx) if body is ctx.body else _parse_inner(ctx, body))
-    stats = ScanStats()
-    coll = body.get("aggregate")
-    if isinstance(coll, str) and ctx.engine.get_collection(ctx.db, coll) is not None:
-        for _ in _source_for(ctx, coll, pl.leading_match() or {}, stats):
-            pass
-    return {"explainVersion": "1",
-            "stages": [{"$cursor": {"queryPlanner": {"namespace": f"{ctx.db}.{coll}",
-                                                     "parsedQuery": pl.leading_match() or {},
-                                                     "winningPlan": {"stage": "COLLSCAN",
-                                                                     "mongolake": stats.as_dict()}}}}]
-            + [s for s in raw_pipeline if next(iter(s)) != "$match" or raw_pipeline.index(s) > 0],
-            "command": body, "ok": 1.0}
-
-
-def _parse_inner(ctx: Ctx, body: dict):
-    from mongolake.query.aggregate import parse_pipeline
-    pipeline = body.get("pipeline")
-    if not isinstance(pipeline, list):
-        raise MongoError(ErrorCode.TypeMismatch, "'pipeline' option must be specified as an array")
-    return parse_pipeline(pipeline), pipeline, body
-
-
-def _source_for(ctx: Ctx, coll: str, flt: dict, stats: ScanStats):
-    c = ctx.engine.get_collection(ctx.db, coll)
-    return ctx.engine.iter_matching(c, flt, stats=stats)
+    """``aggregate`` with ``explain: true`` or inside ``explain`` (see aggregate_explain)."""
+    from .aggregate_explain import explain
+    return await explain(ctx, body, verbosity)

@@ -11,9 +11,12 @@ Anything else answers None and the caller runs the pipeline document by document
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import datetime as _dt
+from typing import TYPE_CHECKING, Any, Iterator
 
 import bson
+from bson.int64 import Int64
+from bson.objectid import ObjectId
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -244,3 +247,140 @@ def top_k(engine: "Engine", db: str, coll: str, match: dict | None, sort: dict, 
         if raw is not None:
             out.append(raw)
     return out
+
+
+# --- column pruning -----------------------------------------------------------------------------------
+
+# kinds whose Arrow value gives back the document's exact BSON value (type included); an int
+# column cannot tell int32 from a small int64, a double column holds ints too: those are read
+# from columns only where the pipeline uses nothing but their numeric value
+_EXACT_KINDS = ("string", "bool", "objectId", "date")
+_INT32 = (-(1 << 31), (1 << 31) - 1)
+
+
+def prune_plan(c: Any, uses: dict[str, str]) -> list[str] | None:
+    """The shredded columns to read for a pipeline reading ``uses`` (see
+    mongolake.query.aggregate.deps), or None when one of them is not a column of a fitting kind."""
+    if not uses:
+        return []
+    for path, use in uses.items():
+        spec = c.specs.get(path)
+        if spec is None or (use != "number" and spec.kind not in _EXACT_KINDS):
+            return None
+    return sorted(uses)
+
+
+def _py_values(col: pa.ChunkedArray, kind: str) -> list:
+    vals = col.to_pylist()
+    if kind == "objectId":
+        return [ObjectId(v) for v in vals]
+    if kind == "date":
+        return [v.replace(tzinfo=_dt.timezone.utc) for v in vals]
+    if kind == "int":
+        lo, hi = _INT32
+        return [v if lo <= v <= hi else Int64(v) for v in vals]
+    return vals
+
+
+def _rows(t: pa.Table, paths: list[str], specs: dict) -> Iterator[dict]:
+    t = _flat(t)
+    cols = [_py_values(t.column(p), specs[p].kind) for p in paths]
+    if all("." not in p for p in paths):
+        for row in zip(*cols):
+            yield dict(zip(paths, row))
+        return
+    parts = [p.split(".") for p in paths]
+    for row in zip(*cols):
+        d: dict = {}
+        for ps, v in zip(parts, row):
+            cur = d
+            for p in ps[:-1]:
+                cur = cur.setdefault(p, {})
+            cur[ps[-1]] = v
+        yield d
+
+
+def scan_pruned(engine: "Engine", db: str, coll: str, match: dict | None, paths: list[str],
+                stats: Any = None) -> Iterator[dict] | None:
+    """The documents matching ``match`` in the order the document path reads them (files,
+    then memtable rows), reduced to ``paths`` when read from columns: a file whose columns
+    are all exact *without nulls* (so no missing field either) and whose filter pushdown is
+    exact yields ``{path: value}`` documents built from those columns, never reading ``_doc``;
+    other files and the memtable yield decoded documents. None when the read would not be a
+    plain scan (an index, an ``_id`` lookup or a special index answers the filter)."""
+    from .reads import id_point_keys
+    from mongolake.query.filter import index_requirement
+
+    c = engine.get_collection(db, coll)
+    if c is None or id_point_keys(match) is not None:
+        return None
+    plan = engine.plan(c, match or {})
+    if index_requirement(plan.expr) is not None or engine._index_plan(c, plan, match, None) is not None:
+        return None
+    return _scan_pruned(engine, c, plan, paths, stats)
+
+
+def _scan_pruned(engine: "Engine", c: Any, plan: Any, paths: list[str], stats: Any) -> Iterator[dict]:
+    from mongolake import deadline
+
+    view, snapshot = engine._state(c)
+    matcher = plan.matcher
+    mem_hits = []
+    for e in view.values():
+        if e.doc is not None:
+            d = bson.decode(e.doc, CODEC_OPTIONS)
+            if matcher is None or matcher(d):
+                mem_hits.append(d)
+    if stats is not None:
+        stats.memtable_docs = len(mem_hits)
+        stats.files_from_columns = stats.files_from_documents = 0
+    shadow = pa.array(list(view.keys()), pa.binary()) if view else None
+    need_top = sorted({p.split(".", 1)[0] for p in paths})
+    for f in snapshot.files:
+        if stats is not None:
+            stats.files_total += 1
+        if plan.expr is not None and not zonemap.might_match(plan.expr, f, plan.specs):
+            continue
+        fi = engine.reader.info(c.table, f)
+        exact_cols = set(f.null_count)
+        fspecs = fi.file_specs(plan.specs)
+        arrow_expr, exact = pushdown(plan.expr, fspecs, exact_cols) if plan.expr is not None else (None, True)
+        columnar_file = exact and all(p in exact_cols and f.null_count[p] == 0 for p in paths)
+        if stats is not None:
+            stats.files_scanned += 1
+            stats.pushdown_exact_files += int(exact)
+            if columnar_file:
+                stats.files_from_columns += 1
+            else:
+                stats.files_from_documents += 1
+        cols = {"_key", *(plan.top_columns & fi.top)}
+        cols.update(need_top if columnar_file else ("_doc",))
+        cols_l = sorted(cols)
+        for rg in range(fi.md.num_row_groups):
+            deadline.check()
+            if stats is not None:
+                stats.row_groups_total += 1
+            if plan.expr is not None and not zonemap.might_match(
+                    plan.expr, fi.rowgroup_stats(rg, exact_cols, fspecs), fspecs):
+                continue
+            t = fi.pf.read_row_group(rg, columns=cols_l)
+            if stats is not None:
+                stats.row_groups_scanned += 1
+                stats.rows_read += t.num_rows
+            if arrow_expr is not None:
+                t = t.filter(arrow_expr)
+            if shadow is not None and t.num_rows:
+                t = t.filter(pc.invert(pc.is_in(t.column("_key"), value_set=shadow)))
+            if not t.num_rows:
+                continue
+            if columnar_file:
+                yield from _rows(t, paths, plan.specs)
+                continue
+            raws = t.column("_doc").to_pylist()
+            if stats is not None:
+                stats.docs_decoded += len(raws)
+            for raw in raws:
+                d = bson.decode(raw, CODEC_OPTIONS)
+                if exact or matcher is None or matcher(d):
+                    yield d
+    yield from mem_hits
