@@ -4,6 +4,7 @@
 mongosh and the Node driver come from ``npm install --no-save --prefix tests/node
 mongosh mongodb`` (see tests/commands/test_shell.py); a missing install fails, never skips.
 """
+import pytest
 import asyncio
 import os
 import shutil
@@ -12,6 +13,17 @@ import subprocess
 from motor.motor_asyncio import AsyncIOMotorClient
 
 from tests.commands.test_shell import MONGOSH, NODE_DIR, _mongosh, _require, _result, shell_env  # noqa: F401
+
+
+@pytest.fixture
+def server(table_format, format_server):
+    """Every test here runs against the session's shared Delta and Iceberg servers."""
+    return format_server(table_format)
+
+
+@pytest.fixture
+def client(table_format, format_client):
+    return format_client(table_format)
 
 
 def test_motor_async_iteration(server):

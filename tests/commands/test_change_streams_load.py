@@ -6,7 +6,21 @@ about 700-800 fsynced single-document writes a second, so the full run lives in
 ``bench/bench_change_streams.py`` (``--exactly-once 100000``). This test has the same
 shape with 8 x 400 writes so it fits the CI budget.
 """
+import pytest
+
 from bench.bench_change_streams import run_exactly_once
+
+
+@pytest.fixture
+def server(table_format, format_server):
+    """Every test here runs against the session's shared Delta and Iceberg servers."""
+    return format_server(table_format)
+
+
+@pytest.fixture
+def client(table_format, format_client):
+    return format_client(table_format)
+
 
 WRITERS = 8
 PER_WRITER = 400

@@ -71,10 +71,11 @@ def test_resume_with_last_token_after_restart(tmp_path, how, fmt):
             srv.stop()
 
 
-def test_iterating_driver_resumes_across_a_restart(tmp_path):
+@pytest.mark.parametrize("fmt", ["delta", "iceberg"])
+def test_iterating_driver_resumes_across_a_restart(tmp_path, fmt):
     """pymongo sees the connection drop, reconnects to the restarted server and resumes with
     its cached resume token (the ResumableChangeStreamError path): every event exactly once."""
-    srv = ServerProcess(str(tmp_path / "lake")).start()
+    srv = ServerProcess(str(tmp_path / "lake"), extra=["--format", fmt]).start()
     try:
         client = MongoClient(srv.url, serverSelectionTimeoutMS=30000)
         writer = MongoClient(srv.url, serverSelectionTimeoutMS=30000)
@@ -89,7 +90,7 @@ def test_iterating_driver_resumes_across_a_restart(tmp_path):
 
             def restart():
                 nonlocal srv
-                srv = ServerProcess(srv.storage, port=srv.port).start()
+                srv = ServerProcess(srv.storage, port=srv.port, extra=["--format", fmt]).start()
                 for i in range(6, 11):
                     writer.rs.c.insert_one({"_id": i})
                 restarted.set()
@@ -106,13 +107,14 @@ def test_iterating_driver_resumes_across_a_restart(tmp_path):
             srv.stop()
 
 
-def test_history_lost_when_change_files_are_gone(tmp_path):
+@pytest.mark.parametrize("fmt", ["delta", "iceberg"])
+def test_history_lost_when_change_files_are_gone(tmp_path, fmt):
     """Events flushed to change-data files, then vacuumed away: a token from before them
     gets ChangeStreamHistoryLost (286) (as mongod when the token's event has left the
     oplog); a high-water-mark token past them (a caught-up stream's
     postBatchResumeToken) still resumes."""
     lake = str(tmp_path / "lake")
-    eng = Engine(lake).open()
+    eng = Engine(lake, table_format=fmt).open()
     first = eng.insert("h", "c", [{"_id": 1}]).seq
     eng.insert("h", "c", [{"_id": 2}])
     eng.flush()
@@ -120,7 +122,7 @@ def test_history_lost_when_change_files_are_gone(tmp_path):
     eng.flush()
     eng.vacuum("h", "c", retention_seconds=0)
     eng.close()
-    with_srv = ServerProcess(lake).start()
+    with_srv = ServerProcess(lake, extra=["--format", fmt]).start()
     try:
         client = MongoClient(with_srv.url, serverSelectionTimeoutMS=10000)
         with pytest.raises(OperationFailure) as ei:
@@ -135,8 +137,10 @@ def test_history_lost_when_change_files_are_gone(tmp_path):
         with_srv.stop()
 
 
-def test_history_lost_past_the_configured_retention(tmp_path):
-    srv = ServerProcess(str(tmp_path / "lake"), env={"MONGOLAKE_CHANGE_RETENTION_SECONDS": "1"}).start()
+@pytest.mark.parametrize("fmt", ["delta", "iceberg"])
+def test_history_lost_past_the_configured_retention(tmp_path, fmt):
+    srv = ServerProcess(str(tmp_path / "lake"), env={"MONGOLAKE_CHANGE_RETENTION_SECONDS": "1"},
+                        extra=["--format", fmt]).start()
     try:
         client = MongoClient(srv.url, serverSelectionTimeoutMS=10000)
         c = client.h.c

@@ -6,6 +6,17 @@ from pymongo.errors import ClientBulkWriteException, OperationFailure
 from tests.commands.rawmsg import RawMsg
 
 
+@pytest.fixture
+def server(table_format, format_server):
+    """Every test here runs against the session's shared Delta and Iceberg servers."""
+    return format_server(table_format)
+
+
+@pytest.fixture
+def client(table_format, format_client):
+    return format_client(table_format)
+
+
 def test_driver_sees_wire_version_25(client):
     assert client.admin.command("hello")["maxWireVersion"] >= 25
 

@@ -9,6 +9,17 @@ from mongolake.errors import MongoError
 from tests.commands.rawmsg import RawMsg, new_lsid
 
 
+@pytest.fixture
+def server(table_format, format_server):
+    """Every test here runs against the session's shared Delta and Iceberg servers."""
+    return format_server(table_format)
+
+
+@pytest.fixture
+def client(table_format, format_client):
+    return format_client(table_format)
+
+
 class FakeClock:
     def __init__(self) -> None:
         self.now = 1000.0

@@ -3,6 +3,17 @@ import pytest
 from pymongo.errors import DuplicateKeyError
 
 
+@pytest.fixture
+def server(table_format, format_server):
+    """Every test here runs against the session's shared Delta and Iceberg servers."""
+    return format_server(table_format)
+
+
+@pytest.fixture
+def client(table_format, format_client):
+    return format_client(table_format)
+
+
 def test_explain_shows_ixscan_and_counts(db):
     db.c.insert_many([{"_id": i, "a": i % 50, "b": i} for i in range(500)])
     plan = db.c.find({"a": 7}).explain()

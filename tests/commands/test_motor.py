@@ -7,6 +7,17 @@ from pymongo import InsertOne, ReturnDocument, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
 
+@pytest.fixture
+def server(table_format, format_server):
+    """Every test here runs against the session's shared Delta and Iceberg servers."""
+    return format_server(table_format)
+
+
+@pytest.fixture
+def client(table_format, format_client):
+    return format_client(table_format)
+
+
 def run(server, dbname, fn):
     async def main():
         client = AsyncIOMotorClient(server.url, serverSelectionTimeoutMS=10000)

@@ -9,6 +9,17 @@ from tests.commands.rawmsg import RawMsg, new_lsid, txn
 from tests.serverutil import ServerProcess
 
 
+@pytest.fixture
+def server(table_format, format_server):
+    """Every test here runs against the session's shared Delta and Iceberg servers."""
+    return format_server(table_format)
+
+
+@pytest.fixture
+def client(table_format, format_client):
+    return format_client(table_format)
+
+
 def _twice(raw: RawMsg, body: dict) -> tuple[dict, dict]:
     first = raw.cmd(dict(body))
     second = raw.cmd(dict(body))
@@ -138,10 +149,11 @@ def test_driver_retryable_writes_work(client, db):
 
 
 # -- the connection drops after the server applied the write, before the reply ------------------
-@pytest.fixture(scope="module")
-def hook_server(tmp_path_factory):
+@pytest.fixture(scope="module", params=["delta", "iceberg"])
+def hook_server(tmp_path_factory, request):
     """A server with the test-only hook that closes a connection instead of replying."""
-    srv = ServerProcess(str(tmp_path_factory.mktemp("hooklake")), env={"MONGOLAKE_TEST_HOOKS": "1"}).start()
+    srv = ServerProcess(str(tmp_path_factory.mktemp("hooklake")), env={"MONGOLAKE_TEST_HOOKS": "1"},
+                        extra=["--format", request.param]).start()
     yield srv
     srv.stop()
 

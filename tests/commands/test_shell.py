@@ -13,6 +13,18 @@ import subprocess
 
 import pytest
 
+
+@pytest.fixture
+def server(table_format, format_server):
+    """Every test here runs against the session's shared Delta and Iceberg servers."""
+    return format_server(table_format)
+
+
+@pytest.fixture
+def client(table_format, format_client):
+    return format_client(table_format)
+
+
 NODE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "node")
 MONGOSH = os.path.join(NODE_DIR, "node_modules", ".bin", "mongosh")
 INSTALL = "npm install --no-save --prefix tests/node mongosh mongodb"
