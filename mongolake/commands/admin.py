@@ -21,7 +21,8 @@ from .registry import command
 _CREATE_KNOWN = {"capped", "size", "max", "validator", "validationLevel", "validationAction", "collation",
                  "storageEngine", "indexOptionDefaults", "changeStreamPreAndPostImages", "clusteredIndex",
                  "expireAfterSeconds", "timeseries", "tableFormat", "viewOn", "pipeline", "idIndex",
-                 "encryptedFields", "autoIndexId", "flags"}
+                 "encryptedFields", "autoIndexId", "flags",
+                 "softDelete"}       # MongoLake: deletes keep documents until a retention (docs/storage.md)
 
 
 def _filter_fn(ctx: Ctx) -> Any:

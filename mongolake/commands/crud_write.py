@@ -15,7 +15,7 @@ from mongolake.engine.writes import WriteResult
 from mongolake.errors import ErrorCode, MongoError
 from mongolake.query.collation import parse_collation
 
-from . import transactions
+from . import softdelete, transactions  # noqa: F401  (softdelete registers its commands)
 from .args import bool_arg, check_fields, check_sub_fields, doc_arg, type_name
 from .context import Ctx
 from .crud_read import check_hint

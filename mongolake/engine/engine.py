@@ -34,6 +34,7 @@ from .indexing.ttl import TTLMonitor
 from .reader import FileReader
 from .reads import ReadOps
 from .records import DDL_OPS, Change, ChangeBatch
+from .softdelete import is_soft, normalize_options, soft_table
 from .txn import Transaction, TxnManager
 from .wal import WriteAheadLog
 from .writes import WriteOps
@@ -100,7 +101,10 @@ class Engine(ReadOps, WriteOps, EntityOps):
                     batch.namespaces.setdefault(ch.uuid, ch.ns)
                 if c is None or seq <= c.flushed_seq or ch.op in DDL_OPS:
                     continue
-                c.active.put(ch.key, ch.doc, seq)
+                if ch.doc is None and is_soft(ch):
+                    c.active.put(ch.key, None, seq, 0, ch.before, batch.wall_ms)
+                else:
+                    c.active.put(ch.key, ch.doc, seq)
                 applied = True
             if batch.cluster_time is not None and batch.cluster_time > self._last_ts:
                 self._last_ts = batch.cluster_time
@@ -150,7 +154,7 @@ class Engine(ReadOps, WriteOps, EntityOps):
 
     def _open_collection(self, meta: CollectionMeta) -> Collection:
         fmt = get_format(meta.format)
-        table = fmt.open_table(self.storage, meta.path)
+        table = soft_table(fmt.open_table(self.storage, meta.path))
         c = Collection(meta, table, table.snapshot())
         c.refresh_specs()
         return c
@@ -182,7 +186,7 @@ class Engine(ReadOps, WriteOps, EntityOps):
                           table_format: str | None = None, exist_ok: bool = False) -> Collection:
         validate_db_name(db)
         validate_coll_name(db, name, allow_system=name.startswith("system.") and db in ("admin", "config"))
-        options = dict(options or {})
+        options = normalize_options(dict(options or {}))
         fmt_name = table_format or options.pop("tableFormat", None) or self.table_format
         if fmt_name not in FORMATS:
             raise MongoError(ErrorCode.InvalidOptions, f"unknown tableFormat {fmt_name!r} (use delta or iceberg)")
@@ -222,6 +226,7 @@ class Engine(ReadOps, WriteOps, EntityOps):
             # an orphan left by a drop/rename interrupted by a crash: it is not in the catalog
             self.storage.delete_prefix(meta.path + "/")
             table = fmt.create_table(self.storage, meta.path, schema, properties=props)
+        table = soft_table(table)
         c = Collection(meta, table, table.snapshot())
         c.refresh_specs()
         return c
@@ -286,6 +291,7 @@ class Engine(ReadOps, WriteOps, EntityOps):
                 self.ddl_event("dropIndexes", c.uuid, (c.meta.db, c.meta.name), {"indexes": removed}, wait=False)
 
     def set_options(self, c: Collection, options: dict) -> None:
+        options = normalize_options(options, "collMod")
         with self.lock:
             old = c.meta.options
             c.meta.options = options
@@ -310,6 +316,8 @@ class Engine(ReadOps, WriteOps, EntityOps):
                 ch.ns = (c.meta.db, c.meta.name)
                 pp = c.meta.options.get("changeStreamPreAndPostImages")
                 ch.keep_before = isinstance(pp, dict) and bool(pp.get("enabled"))
+            if ch.doc is None and ch.desc is not None and is_soft(ch):
+                ch.keep_before = True           # a soft delete keeps the document (WAL, then flush)
         seq = self.wal.append(batch.encode())
         batch.seq = seq
         horizon = self.txns.horizon
@@ -317,7 +325,10 @@ class Engine(ReadOps, WriteOps, EntityOps):
             batch.namespaces.setdefault(ch.uuid, ch.ns)
             if ch.op not in DDL_OPS:
                 self.indexes.before_apply(ch)
-                self.collections[ch.uuid].active.put(ch.key, ch.doc, seq, horizon)
+                if ch.doc is None and ch.desc is not None and is_soft(ch):
+                    self.collections[ch.uuid].active.put(ch.key, None, seq, horizon, ch.before, batch.wall_ms)
+                else:
+                    self.collections[ch.uuid].active.put(ch.key, ch.doc, seq, horizon)
         if horizon:
             self.txns.note_committed(batch.changes, seq)
         self.changelog.append(batch)

@@ -19,6 +19,7 @@ from mongolake.formats.base import DataFile
 from mongolake.query import columns
 from mongolake.query.bsonorder import CODEC_OPTIONS
 
+from . import softdelete as soft
 from .changes import change_table
 from .collection import WAL_APP_ID, Collection
 
@@ -46,12 +47,12 @@ def flush_collection(engine: "Engine", c: Collection, boundary: int) -> dict:
     for mt in frozen:
         merged.update(mt.entries)
     keys = sorted(merged)
-    snap = c.snapshot
+    snap = soft.live_view(c.snapshot)
     table = c.table
     adds: list[DataFile] = []
     removes: list[DataFile] = []
     rewritten_rows = 0
-    for f in snap.files:
+    for f in snap.all_files:       # live files and tombstone files alike lose the changed keys
         hit = engine.reader.contains_keys(table, f, keys)
         if not hit:
             continue
@@ -62,30 +63,44 @@ def flush_collection(engine: "Engine", c: Collection, boundary: int) -> dict:
             rewritten_rows += t.num_rows
             stats_cols = set(f.null_count) | set(FIXED_STATS)
             adds.append(table.write_data_file(t, stats_columns=sorted(stats_cols), compression=engine.compression,
-                                              row_group_size=engine.row_group_rows))
+                                              row_group_size=engine.row_group_rows,
+                                              tags={soft.TOMB_TAG: "1"} if soft.is_tomb_file(f) else None))
     live = [merged[k].doc for k in keys if merged[k].doc is not None]
+    tombs = [merged[k] for k in keys if merged[k].doc is None and merged[k].tomb is not None]
     specs = dict(c.specs)
     evolved = False
-    for i in range(0, len(live), engine.file_rows):
-        # documents are decoded a chunk at a time: Arrow columns are far smaller than dicts
-        parts, exacts = [], []
-        for j in range(i, min(len(live), i + engine.file_rows), CHUNK):
-            raws = live[j:j + CHUNK]
-            docs = [bson.decode(r, CODEC_OPTIONS) for r in raws]
-            new_specs = columns.infer_columns(_sample(docs), specs)
-            if new_specs:
-                specs.update(new_specs)
-                evolved = True
-            t, exact = columns.build_table(raws, docs, specs)
-            del docs
-            parts.append(t)
-            exacts.append(set(exact))
-        t = pa.concat_tables(parts, promote_options="permissive") if len(parts) > 1 else parts[0]
-        exact = set.intersection(*exacts) if exacts else set()
-        adds.append(table.write_data_file(t, stats_columns=sorted(exact | set(FIXED_STATS)),
-                                          compression=engine.compression, row_group_size=engine.row_group_rows))
-        del parts, t
-    schema = columns.arrow_schema(specs) if evolved else None
+    for raws, deleted_ms in ((live, None), ([e.tomb for e in tombs], [e.deleted_ms for e in tombs])):
+        for i in range(0, len(raws), engine.file_rows):
+            # documents are decoded a chunk at a time: Arrow columns are far smaller than dicts
+            parts, exacts = [], []
+            for j in range(i, min(len(raws), i + engine.file_rows), CHUNK):
+                chunk = raws[j:j + CHUNK]
+                docs = [bson.decode(r, CODEC_OPTIONS) for r in chunk]
+                new_specs = columns.infer_columns(_sample(docs), specs)
+                if new_specs:
+                    new_specs = {p: s for p, s in new_specs.items() if p not in soft.SYSTEM_COLUMNS}
+                if new_specs:
+                    specs.update(new_specs)
+                    evolved = True
+                t, exact = columns.build_table(chunk, docs, specs)
+                del docs
+                if deleted_ms is not None:          # tombstone rows: flag and deletion time
+                    t = soft.add_system_columns(t, deleted_ms[j:j + CHUNK])
+                parts.append(t)
+                exacts.append(set(exact))
+            t = pa.concat_tables(parts, promote_options="permissive") if len(parts) > 1 else parts[0]
+            exact = set.intersection(*exacts) if exacts else set()
+            if deleted_ms is None:
+                adds.append(table.write_data_file(t, stats_columns=sorted(exact | set(FIXED_STATS)),
+                                                  compression=engine.compression,
+                                                  row_group_size=engine.row_group_rows))
+            else:
+                adds.append(table.write_data_file(t, stats_columns=sorted(exact | set(FIXED_STATS) | {soft.DELETED_AT}),
+                                                  compression=engine.compression,
+                                                  row_group_size=engine.row_group_rows, tags={soft.TOMB_TAG: "1"}))
+            del parts, t
+    new_system = bool(tombs) and not snap.has_system_columns
+    schema = soft.table_schema(columns.arrow_schema(specs), snap, new_system) if evolved or new_system else None
     cdc = []
     changes = change_table(c, engine.changelog.batches_for_flush(c.flushed_seq, boundary), specs)
     if changes is not None:
@@ -94,7 +109,7 @@ def flush_collection(engine: "Engine", c: Collection, boundary: int) -> dict:
     t0 = time.time()
     version = table.commit(adds=adds, removes=removes, schema=schema, app_id=WAL_APP_ID, app_version=boundary,
                            operation="WRITE", read_version=snap.version, cdc=cdc,
-                           info={"documents": len(live), "deletes": len(keys) - len(live),
+                           info={"documents": len(live), "deletes": len(keys) - len(live), "softDeletes": len(tombs),
                                  "rewrittenRows": rewritten_rows, "walSeq": boundary,
                                  "walSeqFrom": c.flushed_seq})
     new_snap = table.snapshot()

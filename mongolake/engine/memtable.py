@@ -18,6 +18,8 @@ class Entry:
     doc: bytes | None      # raw BSON; None = deleted
     seq: int
     prev: "Entry | None" = None
+    tomb: bytes | None = None      # soft delete: the deleted document (doc is None)
+    deleted_ms: int = 0            # soft delete: when (ms since the epoch)
 
     def at(self, upto: int) -> "Entry | None":
         """The newest version with ``seq <= upto`` in this chain (None: none here)."""
@@ -35,14 +37,19 @@ class Memtable:
     last_seq: int = 0
     frozen: bool = False
 
-    def put(self, key: bytes, doc: bytes | None, seq: int, horizon: int = 0) -> None:
+    def put(self, key: bytes, doc: bytes | None, seq: int, horizon: int = 0, tomb: bytes | None = None,
+            deleted_ms: int = 0) -> None:
         """Store a new version. ``horizon``: the oldest open transaction's start
-        sequence (0 = none): versions it may still read are kept, older ones dropped."""
-        old = self.entries.get(key)
-        if old is not None and old.doc is not None:
-            self.nbytes -= len(old.doc)
-        else:
+        sequence (0 = none): versions it may still read are kept, older ones dropped.
+        ``tomb``/``deleted_ms``: a soft delete (``doc`` None) keeps the document."""
+        entries = self.entries
+        old = entries.get(key)
+        if old is None:
             self.nbytes += len(key) + 64
+        else:
+            held = old.doc if old.doc is not None else old.tomb
+            if held is not None:
+                self.nbytes -= len(held)
         prev = None
         if horizon and old is not None:
             prev = old
@@ -51,7 +58,11 @@ class Memtable:
                 e = e.prev
             if e is not None:
                 e.prev = None
-        self.entries[key] = Entry(doc, seq, prev)
+        if tomb is None:
+            entries[key] = Entry(doc, seq, prev)
+        else:
+            entries[key] = Entry(None, seq, prev, tomb, deleted_ms)
+            self.nbytes += len(tomb)
         if doc is not None:
             self.nbytes += len(doc)
         if not self.first_seq:

@@ -18,7 +18,9 @@ from mongolake.errors import ErrorCode, MongoError, duplicate_key
 from mongolake.query import keystring
 from mongolake.query.bsonorder import CODEC_OPTIONS, MISSING
 
+from . import softdelete
 from .collection import Collection
+from .indexing.kinds import index_class, special_kind
 from .records import DELETE, INSERT, REPLACE, UPDATE, Change, ChangeBatch
 from .txn import CURRENT
 
@@ -101,6 +103,8 @@ class WriteOps:
         index structures, or by a scan inside transactions (their own snapshot)."""
         from .keys import index_key_values
 
+        for spec, check in _document_checks(c):     # e.g. 2dsphere: 16755 Can't extract geo keys
+            check(spec, doc)
         if CURRENT.get() is None and self.indexes.check_unique(c, doc, key, pending):
             return
 
@@ -128,7 +132,10 @@ class WriteOps:
                     raise duplicate_key(c.ns, ix["name"], dict(ix["key"]), dict(zip(fields, values)))
 
     def _has_unique_indexes(self, c: Collection) -> bool:
-        return any(ix.get("unique") and ix.get("name") != "_id_" for ix in c.meta.indexes)
+        """Unique indexes, or special indexes that validate documents (both are
+        enforced by :meth:`_check_unique` before a write is applied)."""
+        return any(ix.get("unique") and ix.get("name") != "_id_" for ix in c.meta.indexes) or \
+            bool(_document_checks(c))
 
     # -- insert --------------------------------------------------------------
     def insert(self, db: str, coll: str, docs: list, *, ordered: bool = True, wait: bool = True,
@@ -243,8 +250,20 @@ class WriteOps:
         return Change(c.uuid, op, key, new_raw, before=raw, desc=None if op == REPLACE else r.description)
 
     # -- delete --------------------------------------------------------------
+    def _delete_change(self, c: Collection, raw: bytes | None, d: dict, soft: bool | None) -> Change:
+        """A hard delete, or a soft one (``soft``, else the collection's ``softDelete``
+        option): readers see a delete either way; a soft one keeps the document."""
+        key = keystring.encode_key(d["_id"])
+        if soft if soft is not None else softdelete.enabled(c.meta.options):
+            if raw is None:
+                raw = bson.encode(d, codec_options=CODEC_OPTIONS)
+            return Change(c.uuid, DELETE, key, None, before=raw, desc={"_id": d["_id"], "soft": True})
+        return Change(c.uuid, DELETE, key, None, before=raw, desc={"_id": d["_id"]})
+
     def delete(self, db: str, coll: str, q: dict, *, limit: int = 0, collation: dict | None = None,
-               wait: bool = True, txn: dict | None = None) -> WriteResult:
+               wait: bool = True, txn: dict | None = None, soft: bool | None = None) -> WriteResult:
+        """Delete matching documents (``limit=1``: the first). ``soft``: keep them as
+        soft-deleted (restorable until purged); None follows the collection's option."""
         res = WriteResult()
         with self.lock:
             c = self.get_collection(db, coll)
@@ -255,8 +274,7 @@ class WriteOps:
             targets = _first(it) if limit == 1 else list(it)
             changes = []
             for raw, d in targets:
-                key = keystring.encode_key(d["_id"])
-                changes.append(Change(c.uuid, DELETE, key, None, before=raw, desc={"_id": d["_id"]}))
+                changes.append(self._delete_change(c, raw, d, soft))
             res.n = len(changes)
             res.seq = self._apply(c, changes, txn)
         if wait:
@@ -267,8 +285,8 @@ class WriteOps:
     def find_and_modify(self, db: str, coll: str, q: dict | None, *, sort: dict | None = None,
                         update: Any = None, remove: bool = False, new: bool = False, upsert: bool = False,
                         fields: dict | None = None, array_filters: list | None = None,
-                        collation: dict | None = None, wait: bool = True, txn: dict | None = None
-                        ) -> tuple[dict | None, dict]:
+                        collation: dict | None = None, wait: bool = True, txn: dict | None = None,
+                        soft: bool | None = None) -> tuple[dict | None, dict]:
         """Returns ``(document_or_None, lastErrorObject)``."""
         from mongolake.query.projection import parse_projection
         from mongolake.query.sort import parse_sort
@@ -300,8 +318,7 @@ class WriteOps:
                 raw, d = target
                 leo["n"] = 1
                 if remove:
-                    changes.append(Change(c.uuid, DELETE, keystring.encode_key(d["_id"]), None, before=raw,
-                                          desc={"_id": d["_id"]}))
+                    changes.append(self._delete_change(c, raw, d, soft))
                     out = d
                 else:
                     ch = self._updated_change(c, plan, upd, raw, d, {})
@@ -330,6 +347,20 @@ class WriteOps:
         if out is not None and proj is not None:
             out = proj.apply(out)
         return out, leo
+
+
+def _document_checks(c: Collection) -> list:
+    """``(spec, check)`` for the collection's special indexes whose kind checks
+    every written document (``check_document(spec, doc)`` raising MongoError),
+    as MongoDB does while generating index keys (2dsphere: 16755)."""
+    out = []
+    for spec in c.meta.indexes:
+        kind = special_kind(spec)
+        if kind is not None:
+            check = getattr(index_class(kind), "check_document", None)
+            if check is not None:
+                out.append((spec, check))
+    return out
 
 
 def _first(it) -> list:
