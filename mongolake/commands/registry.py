@@ -50,6 +50,6 @@ def command(name: str, *aliases: str, help: str, admin_only: bool = False, needs
 def load_all() -> dict[str, Command]:
     """Import every command family (each registers its commands)."""
     from . import (admin, aggregate, auth, bulkwrite, crud_read, crud_write, diagnostics,  # noqa: F401
-                   handshake, indexes, sessions)
+                   handshake, indexes, search_indexes, sessions)
     from . import failpoints  # noqa: F401  (test commands; its hooks run after those imported before)
     return REGISTRY

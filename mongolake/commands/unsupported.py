@@ -19,7 +19,6 @@ _ROLES = "user-defined roles are not supported by MongoLake: grant its built-in 
 _REPL = "MongoLake is a single node: replica-set management is not supported"
 _SHARD = "MongoLake is not sharded"
 _JS = "server-side JavaScript is not supported by MongoLake"
-_SEARCH = "Atlas Search indexes are not supported by MongoLake"
 _FLE = "queryable encryption is not supported by MongoLake"
 _PLAN = "MongoLake has no plan cache"
 
@@ -74,6 +73,5 @@ NOT_IMPLEMENTED: dict[str, str] = {
     "startRecordingTraffic": "traffic recording is not supported by MongoLake",
     "stopRecordingTraffic": "traffic recording is not supported by MongoLake",
     # search and encryption
-    "createSearchIndexes": _SEARCH, "updateSearchIndex": _SEARCH, "dropSearchIndex": _SEARCH,
     "compactStructuredEncryptionData": _FLE, "cleanupStructuredEncryptionData": _FLE,
 }

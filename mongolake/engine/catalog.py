@@ -76,21 +76,26 @@ class CollectionMeta:
     created_ms: int = 0
     options: dict = field(default_factory=dict)
     indexes: list[dict] = field(default_factory=list)
+    search_indexes: list[dict] = field(default_factory=list)   # createSearchIndexes definitions
 
     @property
     def ns(self) -> str:
         return f"{self.db}.{self.name}"
 
     def to_json(self) -> dict:
-        return {"uuid": self.uuid, "path": self.path, "format": self.format, "created": self.created_ms,
-                "options": json.loads(json_util.dumps(self.options, json_options=_JSON_OPTS)),
-                "indexes": json.loads(json_util.dumps(self.indexes, json_options=_JSON_OPTS))}
+        out = {"uuid": self.uuid, "path": self.path, "format": self.format, "created": self.created_ms,
+               "options": json.loads(json_util.dumps(self.options, json_options=_JSON_OPTS)),
+               "indexes": json.loads(json_util.dumps(self.indexes, json_options=_JSON_OPTS))}
+        if self.search_indexes:
+            out["searchIndexes"] = json.loads(json_util.dumps(self.search_indexes, json_options=_JSON_OPTS))
+        return out
 
     @classmethod
     def from_json(cls, db: str, name: str, d: dict) -> "CollectionMeta":
         return cls(db, name, d["uuid"], d["path"], d.get("format", "delta"), d.get("created", 0),
                    json_util.loads(json.dumps(d.get("options", {})), json_options=_JSON_OPTS),
-                   json_util.loads(json.dumps(d.get("indexes", [])), json_options=_JSON_OPTS))
+                   json_util.loads(json.dumps(d.get("indexes", [])), json_options=_JSON_OPTS),
+                   json_util.loads(json.dumps(d.get("searchIndexes", [])), json_options=_JSON_OPTS))
 
 
 class Catalog:

@@ -290,6 +290,18 @@ class Engine(ReadOps, WriteOps, EntityOps):
             if removed:
                 self.ddl_event("dropIndexes", c.uuid, (c.meta.db, c.meta.name), {"indexes": removed}, wait=False)
 
+    def set_search_indexes(self, c: Collection, specs: list[dict]) -> None:
+        """Replace the collection's search-index definitions (``createSearchIndexes``
+        and friends) in the catalog; the index manager builds them on next use."""
+        with self.lock:
+            old = c.meta.search_indexes
+            c.meta.search_indexes = specs
+            try:
+                self.catalog.update(c.meta)
+            except BaseException:
+                c.meta.search_indexes = old
+                raise
+
     def set_options(self, c: Collection, options: dict) -> None:
         options = normalize_options(options, "collMod")
         with self.lock:
