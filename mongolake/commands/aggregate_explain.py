@@ -88,7 +88,7 @@ def _stage_entry(stage: Any, env: Any, counted: _Counted | None) -> dict:
     entry = dict(stage.to_spec())
     if counted is None:
         return entry
-    st = env.stats.get(id(stage), {}) if env is not None else {}
+    st = (env.stats.get(id(stage)) or env.stats.get(stage.name, {})) if env is not None else {}
     if stage.name == "$sort" and "limit" not in entry["$sort"]:
         entry["totalDataSizeSortedBytesEstimate"] = st.get("totalDataSizeSortedBytesEstimate", 0)
     if stage.name in ("$sort", "$group", "$bucket", "$sortByCount"):
