@@ -236,6 +236,22 @@ async def distinct(ctx: Ctx) -> dict:
     return {"values": ctx.engine.distinct(ctx.db, coll, key, q), "ok": 1.0}
 
 
+def _sort_and_limit_stages(winning: dict, sort: Any, limit: int, skip: int, index_sorted: bool) -> dict:
+    """A find's plan above the scan: SORT when the documents are sorted in memory
+    (an index walk that provides the order has none), LIMIT/SKIP otherwise."""
+    if sort and not index_sorted:
+        st = {"stage": "SORT", "sortPattern": dict(sort), "memLimit": 104857600, "type": "simple",
+              "inputStage": winning}
+        if limit:
+            st["limitAmount"] = limit + skip
+        return st
+    if skip:
+        winning = {"stage": "SKIP", "skipAmount": skip, "inputStage": winning}
+    if limit:
+        winning = {"stage": "LIMIT", "limitAmount": limit, "inputStage": winning}
+    return winning
+
+
 _EXPLAINABLE = ("find", "count", "distinct", "aggregate", "update", "delete", "findAndModify", "findandmodify")
 _VERBOSITIES = ("queryPlanner", "executionStats", "allPlansExecution")
 
@@ -266,6 +282,7 @@ async def explain(ctx: Ctx) -> dict:
     eng = ctx.engine
     c = eng.get_collection(ctx.db, coll)
     n = 0
+    a: dict = {}
     if name == "find":
         a = parse_find(ctx, inner, "find")
         flt = a["filter"]
@@ -303,10 +320,14 @@ async def explain(ctx: Ctx) -> dict:
         winning = {"stage": "FETCH", "filter": flt,
                    "inputStage": {"stage": "IXSCAN", "indexName": ix_name, "keyPattern": dict(ix["key"]),
                                   "isUnique": bool(ix.get("unique")), "isSparse": bool(ix.get("sparse")),
-                                  "isPartial": "partialFilterExpression" in ix, "direction": "forward",
+                                  "isPartial": "partialFilterExpression" in ix,
+                                  "direction": getattr(stats, "index_direction", "forward"),
                                   "indexBounds": dict(stats.index_bounds)},
                    "mongolake": {"index": "in-memory sorted secondary index, candidates re-checked by the matcher",
-                                 "keysExamined": keys_examined, "docsExamined": examined}}
+                                 "keysExamined": keys_examined, "docsExamined": examined,
+                                 "sortedByIndex": bool(getattr(stats, "index_sorted", False))}}
+    winning = _sort_and_limit_stages(winning, a.get("sort"), a.get("limit") or 0, a.get("skip") or 0,
+                                     bool(getattr(stats, "index_sorted", False)))
     out: dict[str, Any] = {
         "explainVersion": "1",
         "queryPlanner": {"namespace": ctx.ns(coll), "parsedQuery": flt, "indexFilterSet": False,

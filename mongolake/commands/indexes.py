@@ -2,10 +2,13 @@
 
 The engine keeps an in-memory sorted structure per B-tree style index (see
 ``mongolake/engine/indexing``): queries use them, unique indexes are enforced
-through them.
+through them. ``createIndexes`` builds the new indexes before it answers, as
+MongoDB does, in a worker thread from a snapshot while writes go on; they enter
+the catalog (and service) together, once built and checked for duplicates.
 """
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from mongolake.errors import ErrorCode, MongoError
@@ -103,34 +106,16 @@ async def create_indexes(ctx: Ctx) -> dict:
         if same_key is not None and _same_options(same_key, spec):
             raise MongoError(ErrorCode.IndexOptionsConflict,
                              f"Index already exists with a different name: {same_key['name']}")
-        if spec.get("unique"):
-            _check_existing_unique(ctx, c, spec)
         to_add.append(spec)
     if to_add:
-        eng.set_indexes(c, existing + to_add)
+        # built (unique ones checked) from a snapshot, then added to the catalog
+        to_add = await asyncio.to_thread(eng.indexes.create, c, to_add)
     out: dict[str, Any] = {"numIndexesBefore": before, "numIndexesAfter": before + len(to_add),
                            "createdCollectionAutomatically": created}
     if not to_add:
         out["note"] = "all indexes already exist"
     out["ok"] = 1.0
     return out
-
-
-def _check_existing_unique(ctx: Ctx, c: Any, spec: dict) -> None:
-    from mongolake.errors import duplicate_key
-    from mongolake.query import keystring
-    from mongolake.engine.keys import index_key_values
-
-    fields = list(spec["key"])
-    seen: set[bytes] = set()
-    for _raw, d in ctx.engine.iter_matching(c, spec.get("partialFilterExpression") or {}, decode=True):
-        vals = index_key_values(d, fields) if not spec.get("sparse") else index_key_values(d, fields, sparse=True)
-        if vals is None:
-            continue
-        k = b"".join(keystring.encode_key(v) for v in vals)
-        if k in seen:
-            raise duplicate_key(c.ns, spec["name"], dict(spec["key"]), dict(zip(fields, vals)))
-        seen.add(k)
 
 
 @command("listIndexes", help="Indexes of a collection (cursor).")

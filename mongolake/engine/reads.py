@@ -89,11 +89,15 @@ class ReadOps:
 
     # -- scans ---------------------------------------------------------------
     def iter_matching(self, c: Collection, filter_spec: dict | None, *, decode: bool = False,
-                      stats: ScanStats | None = None, plan: ScanPlan | None = None, hint: Any = None
+                      stats: ScanStats | None = None, plan: ScanPlan | None = None, hint: Any = None,
+                      sort: list[tuple[str, Any]] | None = None, limited: bool = False
                       ) -> Iterator[tuple[bytes, dict | None]]:
         """Every live document matching ``filter_spec``: ``(raw, decoded_or_None)``;
         with ``decode`` the second item is always the decoded document. A secondary
-        index is used when one fits (or ``hint`` names it) outside transactions."""
+        index is used when one fits (or ``hint`` names it) outside transactions.
+        ``sort`` (``[(field, 1|-1), ...]``): prefer an index whose order is this
+        sort (``limited``: even one that bounds nothing); when the documents come in
+        that order, ``stats.index_sorted`` is set and the caller need not sort."""
         plan = plan or self.plan(c, filter_spec)
         stats = stats if stats is not None else ScanStats()
         ids = id_point_keys(filter_spec)
@@ -103,41 +107,65 @@ class ReadOps:
         if req is not None:                         # $text, $near: their index answers
             from .indexing.kinds import special_reader
             return special_reader(req[0])(self, c, plan, req[1], stats)
-        ip = self._index_plan(c, plan, filter_spec, hint)
+        ip = self._index_plan(c, plan, filter_spec, hint, sort, limited)
         if ip is not None:
             return self._iter_index(c, ip, plan, stats)
         return self._iter_scan(c, plan, decode, stats, *self._state(c))
 
-    def _index_plan(self, c: Collection, plan: ScanPlan, filter_spec: dict | None, hint: Any):
+    def _index_plan(self, c: Collection, plan: ScanPlan, filter_spec: dict | None, hint: Any,
+                    sort: list[tuple[str, Any]] | None = None, limited: bool = False):
         """The secondary-index plan for a read, or None (transactions read their
         snapshot: the indexes hold the latest state, so they scan)."""
-        if CURRENT.get() is not None or (plan.expr is None and not hint):
+        if CURRENT.get() is not None or (plan.expr is None and not hint and not (sort and limited)):
             return None
         with self.lock:
-            return self.indexes.plan(c, plan.expr, filter_spec, hint)
-
-    def _index_candidates(self, c: Collection, ip, stats: ScanStats) -> list[bytes]:
-        with self.lock:
-            keys, examined = self.indexes.candidates(ip)
-        stats.index_name = ip.index.name
-        stats.index_bounds = ip.bounds
-        stats.keys_examined = examined
-        stats.docs_examined = 0
-        return keys
+            return self.indexes.plan(c, plan.expr, filter_spec, hint, sort=sort, sort_only=limited)
 
     def _iter_index(self, c: Collection, ip, plan: ScanPlan, stats: ScanStats):
-        keys = self._index_candidates(c, ip, stats)
+        """The plan's documents in index order, taken from the index in growing
+        batches under the lock (a limit stops the walk early), fetched by ``_key``
+        and re-checked by the matcher without it. A walk that provides the sort
+        accepts a document only at an entry its current version holds (a stale
+        entry must not place it out of order); other walks take each ``_key`` once."""
+        ix = ip.index
+        stats.index_name = ix.name
+        stats.index_bounds = ip.bounds
+        stats.index_direction = "backward" if ip.direction < 0 else "forward"
+        stats.index_sorted = ip.sorted
+        stats.keys_examined = 0
+        stats.docs_examined = 0
+        return self._walk_index(c, ix, ip, plan, stats)
+
+    def _walk_index(self, c: Collection, ix, ip, plan: ScanPlan, stats: ScanStats):
+        cur = ix.cursor(ip.ranges, reverse=ip.direction < 0)
         matcher = plan.matcher
-        for i, key in enumerate(keys):
-            if not i & 1023:
-                deadline.check()                    # maxTimeMS
-            raw = self.lookup_key(c, key)
-            if raw is None:
-                continue
-            stats.docs_examined += 1
-            d = bson.decode(raw, CODEC_OPTIONS)
-            if matcher is None or matcher(d):
-                yield raw, d
+        at_key = ip.sorted
+        seen: set[bytes] = set()
+        n = 64
+        while True:
+            with self.lock:
+                batch = cur.next_batch(n)
+            stats.keys_examined = cur.examined
+            if not batch:
+                return
+            n = min(n * 4, 4096)
+            deadline.check()                        # maxTimeMS
+            for ik, key in batch:
+                if key in seen:
+                    continue
+                if not at_key:
+                    seen.add(key)
+                raw = self.lookup_key(c, key)
+                if raw is None:
+                    continue
+                stats.docs_examined += 1
+                d = bson.decode(raw, CODEC_OPTIONS)
+                if at_key:
+                    if ik not in ix.doc_keys(d):
+                        continue
+                    seen.add(key)
+                if matcher is None or matcher(d):
+                    yield raw, d
 
     def _state(self, c: Collection) -> tuple[dict, Any]:
         """(memtable view, table snapshot) as the current transaction (or nobody) sees them."""
@@ -204,7 +232,10 @@ class ReadOps:
         srt = parse_sort(sort, collation=collation) if sort else None
         plan = self.plan(c, filter)
         need_decode = srt is not None or proj is not None or not as_raw
-        it = self.iter_matching(c, filter, decode=need_decode, stats=plan_stats, plan=plan, hint=hint or None)
+        it = self.iter_matching(c, filter, decode=need_decode, stats=plan_stats, plan=plan, hint=hint or None,
+                                sort=index_sort(sort, collation), limited=bool(limit))
+        if srt is not None and getattr(plan_stats, "index_sorted", False):
+            srt = None                              # the index walk yields the sort's order
         return self._finish(it, plan, srt, proj, skip, limit, as_raw)
 
     def _finish(self, it, plan: ScanPlan, srt, proj, skip: int, limit: int, as_raw: bool) -> Iterator[Any]:
@@ -269,6 +300,21 @@ class ReadOps:
             for v in distinct_values(d, key):
                 out.setdefault(keystring.encode_key(v), v)
         return [out[k] for k in sorted(out)]
+
+
+def index_sort(sort: dict | None, collation: dict | None) -> list[tuple[str, int]] | None:
+    """A sort an index walk could provide: plain fields, directions 1/-1, binary
+    (simple) string order; else None."""
+    if not sort or not isinstance(sort, dict):
+        return None
+    if collation is not None and not (isinstance(collation, dict) and collation.get("locale") == "simple"):
+        return None                                 # a collation orders strings differently
+    out = []
+    for f, d in sort.items():
+        if isinstance(d, bool) or not isinstance(d, (int, float)) or d not in (1, -1) or f.startswith("$"):
+            return None
+        out.append((f, int(d)))
+    return out
 
 
 def _skip(rows, n: int):

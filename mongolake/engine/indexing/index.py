@@ -18,14 +18,14 @@ re-checks each candidate with the full matcher):
 """
 from __future__ import annotations
 
-from itertools import product
+from itertools import islice, product
 from typing import Any, Iterator
 
 from mongolake.query import keystring
 from mongolake.query.bsonorder import MISSING
 from mongolake.query.paths import iter_path, split_path
 
-from .sortedkeys import SortedKeys
+from .sortedkeys import SortedKeys, sort_items
 
 NULL_KEY = keystring.encode_key(None)
 MAX_KEYS_PER_DOC = 10_000
@@ -112,7 +112,8 @@ class SecondaryIndex:
             self.keys.discard((k, key))
 
     def bulk_load(self, items: list[tuple[bytes, bytes]]) -> None:
-        self.keys = SortedKeys(items)
+        """Replace the entries by ``items`` (distinct: a document's keys are)."""
+        self.keys = SortedKeys.from_sorted(sort_items(items))
 
     # -- lookups -----------------------------------------------------------------
     def scan(self, ranges: list[tuple[bytes | None, bool, bytes | None, bool]], reverse: bool = False
@@ -131,6 +132,10 @@ class SecondaryIndex:
             b = hi if hi is None or not hi_incl else hi + b"\xff"
             yield from self.keys.irange(a, b, reverse=reverse)
 
+    def cursor(self, ranges: list[tuple[bytes | None, bool, bytes | None, bool]], reverse: bool = False
+               ) -> "IndexCursor":
+        return IndexCursor(self, ranges, reverse)
+
     def entries_equal(self, k: bytes) -> Iterator[bytes]:
         """The ``_key`` of every entry whose full index key is exactly ``k``."""
         for ik, key in self.keys.irange(k, k + b"\xff"):
@@ -140,3 +145,39 @@ class SecondaryIndex:
     def describe(self) -> dict[str, Any]:
         return {"indexName": self.name, "keyPattern": dict(self.spec["key"]), "isMultiKey": self.multikey,
                 "isUnique": self.unique, "isSparse": self.sparse, "isPartial": self.partial is not None}
+
+
+class IndexCursor:
+    """A resumable walk over an index's ranges, taken in batches.
+
+    The caller takes each batch under ``engine.lock`` and works on it without the
+    lock; the next batch resumes strictly after the last entry returned, so the
+    set may change in between (a moved document may be met twice or not at all,
+    as with any index scan that yields; readers re-check what they get).
+    """
+
+    def __init__(self, ix: SecondaryIndex, ranges: list[tuple[bytes | None, bool, bytes | None, bool]],
+                 reverse: bool = False):
+        self.ix = ix
+        self.reverse = reverse
+        self.bounds = [(lo if lo is None or lo_incl else lo + b"\xff", hi if hi is None or not hi_incl else hi + b"\xff")
+                       for lo, lo_incl, hi, hi_incl in ranges]
+        if reverse:
+            self.bounds.reverse()
+        self.r = 0
+        self.after: tuple[bytes, bytes] | None = None
+        self.examined = 0
+
+    def next_batch(self, n: int) -> list[tuple[bytes, bytes]]:
+        """Up to ``n`` more entries in walk order (empty: the walk is over)."""
+        out: list[tuple[bytes, bytes]] = []
+        while self.r < len(self.bounds) and len(out) < n:
+            a, b = self.bounds[self.r]
+            got = list(islice(self.ix.keys.irange(a, b, self.reverse, self.after), n - len(out)))
+            if got:
+                out += got
+                self.after = got[-1]
+            if len(out) < n:
+                self.r += 1
+        self.examined += len(out)
+        return out

@@ -13,6 +13,17 @@ re-checked with the full matcher, so bounds only have to be a superset:
   field could match); a partial index only when the query contains every
   top-level condition of its ``partialFilterExpression``; a hashed field only for
   equality. A ``hint`` forces an index (a full index scan when no bounds apply).
+
+**Sort.** A plan *provides* a sort ``{f1: d1, f2: d2, ...}`` (no in-memory sort,
+the walk stops after the limit) when the index is not multikey and has no
+hashed field, the sort fields are consecutive index fields — every index field
+before them bound to a single point — and the directions all agree with the
+key pattern (forward walk) or all disagree (backward walk). A trailing ``_id``
+is provided too when every index field after the sort fields is a single point:
+entries are ``(index key, _key)`` pairs, so equal index keys come in ``_id``
+order. Without a bounding predicate an index is chosen for its order only when
+the query has a limit (walking a whole index and fetching each document costs
+more than a scan and a sort).
 """
 from __future__ import annotations
 
@@ -39,6 +50,9 @@ class IndexPlan:
     ranges: list[Range]
     bounds: dict[str, Any] = field(default_factory=dict)     # for explain
     score: int = 0
+    points: list[bool] = field(default_factory=list)         # per field: bound to a single point
+    direction: int = 1                                       # -1: walk the index backwards
+    sorted: bool = False                                     # the walk's order is the query's sort
 
 
 def conjuncts(expr: Node | None) -> list[Node]:
@@ -123,12 +137,16 @@ def _contains_null(ranges: list[Range]) -> bool:
     return False
 
 
-def plan_for(ix: SecondaryIndex, expr: Node | None, spec: dict | None, hinted: bool = False) -> IndexPlan | None:
+def plan_for(ix: SecondaryIndex, expr: Node | None, spec: dict | None, hinted: bool = False,
+             unbounded: bool = False) -> IndexPlan | None:
+    """The plan of one index, or None when it does not help (``unbounded``: keep
+    a plan without bounds too, for its order)."""
     preds = _field_preds(expr)
     prefixes: list[bytes] = [b""]
     bounds: dict[str, Any] = {}
     ranges: list[Range] | None = None
     score = 0
+    points = [False] * len(ix.fields)
     for i, f in enumerate(ix.fields):
         fp = preds.get(f, [])
         eq = _eq_keys(fp)
@@ -137,6 +155,7 @@ def plan_for(ix: SecondaryIndex, expr: Node | None, spec: dict | None, hinted: b
                 eq = sorted(desc_key(k) for k in eq)
             prefixes = [p + k for p, k in product(prefixes, eq)]
             bounds[f] = f"{len(eq)} point(s)"
+            points[i] = len(eq) == 1
             score += 3
             continue
         is_hashed = ix.spec["key"][f] == "hashed"
@@ -151,7 +170,7 @@ def plan_for(ix: SecondaryIndex, expr: Node | None, spec: dict | None, hinted: b
         break
     if ranges is None:
         ranges = [(p, True, p, True) for p in prefixes] if prefixes != [b""] else [FULL]
-    if not score and not hinted:
+    if not score and not hinted and not unbounded:
         return None
     if ix.hashed and not hinted and any(ix.spec["key"][f] == "hashed" and bounds.get(f) == "range"
                                         for f in ix.fields):
@@ -163,7 +182,45 @@ def plan_for(ix: SecondaryIndex, expr: Node | None, spec: dict | None, hinted: b
     if ix.partial is not None and not hinted and not _pfe_implied(ix.spec["partialFilterExpression"], spec):
         return None
     ranges.sort(key=lambda r: (r[0] is not None, r[0] or b""))
-    return IndexPlan(ix, ranges, bounds, score)
+    return IndexPlan(ix, ranges, bounds, score, points)
+
+
+def sort_direction(p: IndexPlan, sort: list[tuple[str, Any]]) -> int | None:
+    """1 / -1 when walking ``p`` forwards / backwards yields ``sort``'s order, else None."""
+    ix = p.index
+    if ix.multikey or ix.hashed or not sort:
+        return None
+    items = list(sort)
+    tail_id = None
+    if items[-1][0] == "_id" and "_id" not in ix.fields:
+        tail_id = items.pop()[1]
+    if any(isinstance(d, bool) or d not in (1, -1) for _f, d in items) or tail_id not in (None, 1, -1):
+        return None
+    i = 0
+    if items:
+        while i < len(ix.fields) and ix.fields[i] != items[0][0]:
+            if not p.points[i]:
+                return None
+            i += 1
+        if i + len(items) > len(ix.fields):
+            return None
+    sign = None
+    for k, (f, d) in enumerate(items):
+        if ix.fields[i + k] != f:
+            return None
+        s = d * (-1 if ix.desc[i + k] else 1)
+        if sign is None:
+            sign = s
+        elif s != sign:
+            return None
+    if tail_id is not None:
+        if not all(p.points[i + len(items):]):
+            return None
+        if sign is None:
+            sign = tail_id
+        elif tail_id != sign:
+            return None
+    return sign
 
 
 def _lead_ranges(ix: SecondaryIndex, preds: dict[str, list[Node]]) -> list[Range]:
@@ -178,16 +235,34 @@ def _lead_ranges(ix: SecondaryIndex, preds: dict[str, list[Node]]) -> list[Range
 
 
 def choose(indexes: list[SecondaryIndex], expr: Node | None, spec: dict | None,
-           hint: Any = None) -> IndexPlan | None:
-    """The best index plan for a filter, the hinted index's plan, or None (collection scan)."""
+           hint: Any = None, sort: list[tuple[str, Any]] | None = None, sort_only: bool = False
+           ) -> IndexPlan | None:
+    """The best index plan for a filter (and ``sort``), the hinted index's plan, or
+    None (collection scan). Plans are ranked by their bounds, then by providing the
+    sort; ``sort_only``: a plan without bounds may win for its order alone."""
     if hint is not None:
         for ix in indexes:
             if hint == ix.name or (isinstance(hint, dict) and list(hint.items()) == list(ix.spec["key"].items())):
-                return plan_for(ix, expr, spec, hinted=True)
+                p = plan_for(ix, expr, spec, hinted=True)
+                if p is not None and sort:
+                    _set_order(p, sort)
+                return p
         return None
     best = None
     for ix in indexes:
-        p = plan_for(ix, expr, spec)
-        if p is not None and (best is None or p.score > best.score):
+        p = plan_for(ix, expr, spec, unbounded=bool(sort and sort_only))
+        if p is None:
+            continue
+        if sort:
+            _set_order(p, sort)
+        if not p.score and not p.sorted:
+            continue
+        if best is None or (p.score, p.sorted) > (best.score, best.sorted):
             best = p
     return best
+
+
+def _set_order(p: IndexPlan, sort: list[tuple[str, Any]]) -> None:
+    d = sort_direction(p, sort)
+    if d is not None:
+        p.direction, p.sorted = d, True
