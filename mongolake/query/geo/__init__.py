@@ -98,7 +98,8 @@ class GeoNear(CustomPathNode):
 
     def nearest(self, doc: Any) -> tuple[float, Any]:
         """``(distance in radians, stored value)`` of the closest geometry at the
-        path within the band, or ``(inf, None)``."""
+        path, or ``(inf, None)`` when that distance is outside the band — as in
+        MongoDB, a document's distance is the smallest over all its geometries."""
         p = self.vec
         best, loc = math.inf, None
         for v in geo_values(doc, self.parts):
@@ -106,8 +107,10 @@ class GeoNear(CustomPathNode):
             if g is None:
                 continue
             d = distance(p, g)
-            if self.min_rad <= d <= self.max_rad and d < best:
+            if d < best:
                 best, loc = d, v
+        if not self.min_rad <= best <= self.max_rad:
+            return math.inf, None
         return best, loc
 
 
@@ -265,8 +268,7 @@ def _query_shape(k: str, v: Any, pred: str, whole: dict) -> Any:
     elems = list(v.values()) if isinstance(v, dict) else list(v)
     flat = k in ("$box", "$center", "$polygon")
     if flat and pred == "$geoIntersects":
-        for_error = _flat_shape(k, elems)      # parse errors first, as MongoDB does
-        del for_error
+        _flat_shape(k, elems)                  # parse errors first, as MongoDB does
         raise _bad(f"$geoIntersect not supported with provided geometry: {show(whole)}")
     if flat:
         return _flat_shape(k, elems)

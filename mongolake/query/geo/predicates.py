@@ -15,8 +15,6 @@ with a tolerance of ~1e-12 rad.
 from __future__ import annotations
 
 import math
-from typing import Any
-
 from .geojson import Geometry, Polygon
 from .sphere import EPS, Vec, angle, arcs_cross, arcs_touch, point_arc_distance
 

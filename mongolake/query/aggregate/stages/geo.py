@@ -186,8 +186,8 @@ def _field_path(p: str) -> None:
     if not p:
         raise MongoError(40352, "FieldPath cannot be constructed with empty string")
     if p.startswith("$"):
-        raise MongoError(16410, f"FieldPath field names may not start with '$'. Consider using $getField or "
-                                f"$setField.")
+        raise MongoError(16410, "FieldPath field names may not start with '$'. Consider using $getField or "
+                                "$setField.")
     if p.endswith("."):
         raise MongoError(40353, "FieldPath must not end with a '.'.")
     if any(not part for part in p.split(".")):
