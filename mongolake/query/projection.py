@@ -5,8 +5,10 @@ Find projections support inclusion (``{a: 1}``), exclusion (``{a: 0}``), the
 in an exclusion), dotted paths and sub-documents (``{"a.b": 1}`` = ``{a: {b: 1}}``),
 ``$slice`` (``n`` or ``[skip, limit]``), ``$elemMatch``, the positional ``a.$``,
 computed fields (``{x: "$a"}``, ``{x: {$add: [...]}}``) and literals
-(``{x: "text"}``; numbers and booleans mean include/exclude). ``$meta`` is parsed
-and refused with NotImplemented (no text/search scores yet).
+(``{x: "text"}``; numbers and booleans mean include/exclude). ``{x: {$meta:
+"textScore"}}`` (and the other metadata a document carries, see
+:mod:`mongolake.query.meta`) adds the value to inclusion and exclusion projections
+alike; ``textScore`` in a find without ``$text`` is error 40218.
 
 Errors use mongod's codes: 31253/31254 mixing inclusion and exclusion, 31252/31310
 expressions in an exclusion, 31250/31249 path collisions, 31255/31256/31276 and
@@ -42,6 +44,7 @@ class Projection:
         self.positional = parser.has_positional
         self.has_computed = parser.has_computed
         self.has_elem_match = parser.has_elem_match
+        self.has_meta = parser.has_meta
 
     def __repr__(self) -> str:
         return f"Projection({self.kind}, {self.spec!r})"
@@ -60,7 +63,10 @@ class Projection:
         ``variables`` are expression variables (``NOW``, ``let`` constants ...).
         """
         if self.kind == "exclusion":
-            return _exclude(self.tree, doc)
+            out = _exclude(self.tree, doc)
+            if self.has_meta:                  # {$meta: ...} fields in an exclusion projection
+                return _expressions(self.tree, out, _State(doc, position, variables or {}), doc)
+            return out
         state = _State(doc, position, variables or {})
         out = _include(self.tree, doc, state)
         return _expressions(self.tree, out, state, doc)

@@ -15,6 +15,8 @@ from mongolake.query.docpath import fmt_elem, type_name
 _META_NAMES = ("textScore", "searchScore", "searchHighlights", "searchSequenceToken", "randVal", "sortKey",
                "recordId", "indexKey", "geoNearDistance", "geoNearPoint", "vectorSearchScore", "score",
                "scoreDetails")
+# metadata a projection can read from a document (MetaDoc); the others answer NotImplemented
+_META_PROJECTABLE = ("textScore", "searchScore", "geoNearDistance", "geoNearPoint", "vectorSearchScore")
 
 
 class Tree:
@@ -264,10 +266,27 @@ class Parser:
         if op == "$meta":
             if arg not in _META_NAMES:
                 raise MongoError(17308, f"Unsupported argument to $meta: {arg}")
-            raise MongoError(ErrorCode.NotImplemented, f"$meta projection of '{arg}' is not supported")
+            self.meta(parent, name, arg)
+            return
         if self.mode == "project" and self.type == "exclusion":
             raise MongoError(31252, "Cannot use expression other than $meta in exclusion projection")
         self.computed(parent, name, obj)
+
+    def meta(self, parent: Tree, name: str, arg: str) -> None:
+        """``{name: {$meta: arg}}``: the document's metadata (``textScore`` ...), allowed in
+        inclusion and exclusion projections alike; it does not decide the projection's kind."""
+        if arg not in _META_PROJECTABLE:
+            raise MongoError(ErrorCode.NotImplemented, f"$meta projection of '{arg}' is not supported")
+        if self.find and arg == "textScore" and self.filter_spec is not None \
+                and not _has_text(self.filter_spec):
+            raise MongoError(40218, "query requires text score metadata, but it is not available")
+        from mongolake.query.meta import get_meta
+
+        def fn(doc: dict, _variables: dict) -> Any:
+            return get_meta(doc, arg, MISSING)
+        self.add(parent, name, Computed(fn))
+        self.has_computed = True
+        self.has_meta = True
 
     @staticmethod
     def find_slice(arg: Any) -> Slice:
@@ -295,6 +314,16 @@ def _clamp_int(v: Any) -> int:
     except (ValueError, OverflowError):
         return 0
     return max(-(2**31), min(2**31 - 1, i))
+
+
+def _has_text(spec: Any) -> bool:
+    """Whether a query holds ``$text`` (at the top level or under ``$and``/``$or``/``$nor``)."""
+    if not isinstance(spec, dict):
+        return False
+    if "$text" in spec:
+        return True
+    return any(_has_text(sub) for k in ("$and", "$or", "$nor") if isinstance(spec.get(k), list)
+               for sub in spec[k])
 
 
 def _filter_fields(spec: dict) -> set[str]:

@@ -9,8 +9,11 @@
 * Values compare by BSON order (:mod:`mongolake.query.bsonorder`); strings honour
   the collation given to :func:`parse_sort`.
 * ``{$natural: 1|-1}`` is kept as :attr:`Sort.natural` (storage order; the key is
-  then constant). ``{$meta: "textScore"}`` is accepted by the parser but raises
-  NotImplemented (there is no text search yet).
+  then constant). ``{field: {$meta: "textScore"}}`` sorts by the document's
+  metadata (highest first; the field name is only a label); a document without it
+  is error 40218 (no ``$text`` in the query). Other ``$meta`` sort keys answer
+  NotImplemented unless the documents carry them (``vectorSearchScore``,
+  ``searchScore``).
 
 :meth:`Sort.key` returns a tuple usable as ``key=`` for ``sorted``/``heapq`` (values
 mapped by :func:`native_key` to tuples Python orders like BSON; descending fields
@@ -179,11 +182,14 @@ class Sort:
     """A parsed sort: ``fields`` is a tuple of ``(path, direction)``."""
 
     def __init__(self, fields: list[tuple[str, int]], *, natural: int | None = None,
-                 collation: Collation | None = None, meta: str | None = None):
+                 collation: Collation | None = None, meta: str | None = None,
+                 metas: list[str | None] | None = None):
         self.fields = tuple(fields)
         self.natural = natural
         self.collation = collation
         self.meta = meta
+        #: per field: the $meta name it sorts by, or None
+        self._metas = tuple(metas) if metas is not None else (None,) * len(self.fields)
         self._parts = tuple(tuple(p.split(".")) for p, _ in fields)
         self._dirs = tuple(d for _, d in fields)
 
@@ -205,10 +211,13 @@ class Sort:
         return {parts[0] for parts in self._parts}
 
     def _check_usable(self) -> None:
-        if self.meta is not None:
+        if self.meta is not None and self.meta not in _META_SORTABLE:
             raise MongoError(ErrorCode.NotImplemented, f"sorting by {{$meta: \"{self.meta}\"}} is not supported")
 
     def _values(self, doc: dict) -> tuple:
+        if self.meta is not None:
+            return tuple(native_key(_meta_value(doc, m) if m is not None else sort_value(doc, parts, d, self.collation))
+                         for parts, d, m in zip(self._parts, self._dirs, self._metas))
         return tuple(native_key(sort_value(doc, parts, d, self.collation)) for parts, d in zip(self._parts, self._dirs))
 
     def key(self, doc: dict) -> tuple:
@@ -274,6 +283,7 @@ def parse_sort(spec: Any, *, collation: Collation | None = None, require_keys: b
     if not isinstance(spec, dict):
         raise MongoError(15973, "the $sort key specification must be an object")
     fields: list[tuple[str, int]] = []
+    metas: list[str | None] = []
     natural = None
     meta = None
     for path, v in spec.items():
@@ -295,11 +305,30 @@ def parse_sort(spec: Any, *, collation: Collation | None = None, require_keys: b
                     raise MongoError(17312, f"$meta for sort must be one of ... unsupported argument: {kind}")
                 meta = kind
                 fields.append((path, -1))
+                metas.append(kind)
                 continue
             raise MongoError(15974, f"Illegal key in $sort specification: {fmt_elem(path, v)}")
         fields.append((path, _direction(path, v)))
+        metas.append(None)
     if natural is not None and fields:
         raise MongoError(ErrorCode.BadValue, "$natural cannot be combined with other sort keys")
     if require_keys and not fields and natural is None:
         raise MongoError(15976, "$sort stage must have at least one sort key")
-    return Sort(fields, natural=natural, collation=collation, meta=meta)
+    return Sort(fields, natural=natural, collation=collation, meta=meta, metas=metas)
+
+
+# -- {$meta: ...} sort keys ---------------------------------------------------------------
+_META_SORTABLE = ("textScore", "vectorSearchScore", "searchScore")
+
+
+def _meta_value(doc: Any, name: str) -> Any:
+    """The metadata a document sorts by (sorting highest first: the field is descending)."""
+    from mongolake.query.meta import get_meta
+    v = get_meta(doc, name)
+    if v is None:
+        if name == "textScore" and get_meta(doc, "$textMatched") is not None:
+            return 0.0                          # an $or branch other than $text matched it
+        if name == "textScore":
+            raise MongoError(40218, "query requires text score metadata, but it is not available")
+        raise MongoError(ErrorCode.BadValue, f"query requires {name} metadata, but it is not available")
+    return v

@@ -93,7 +93,7 @@ ERRORS = [
     # a find $slice that fails is retried as the expression; mongod reports the expression's error
     ({"a": {"$slice": [1]}}, 28667, "$slice array argument should be of form [skip, limit]"),
     ({"a": {"$slice": [1, 0]}}, 28724, "$slice limit must be positive, got 0"),
-    ({"a": {"$meta": "textScore"}}, 238, "not supported"),
+    ({"a": {"$meta": "indexKey"}}, 238, "not supported"),
     ({"a": {"$meta": "bogus"}}, 17308, "Unsupported argument to $meta: bogus"),
     ({"a..b": 1}, 15998, "FieldPath field names may not be empty strings."),
     ({"$a": 1}, 16410, "FieldPath field names may not start with '$'"),

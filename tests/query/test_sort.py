@@ -71,7 +71,10 @@ def test_natural_and_meta():
     assert s.natural == -1 and not s.fields
     s = parse_sort({"score": {"$meta": "textScore"}})
     with pytest.raises(MongoError) as ei:
-        s.key({"_id": 1})
+        s.key({"_id": 1})                       # no text score on the document: no $text in the query
+    assert ei.value.code == 40218
+    with pytest.raises(MongoError) as ei:
+        parse_sort({"score": {"$meta": "randVal"}}).key({"_id": 1})
     assert ei.value.code == 238
 
 

@@ -1,11 +1,25 @@
-"""``$text`` search: parsing of the query operator (placeholder until text indexes land)."""
+"""Text search: the ``$text`` query operator and the language machinery behind
+text indexes (tokenizer, stop words, Snowball stemming, scoring).
+
+* :func:`parse_text_filter` — ``{$text: spec}`` -> :class:`TextNode` (a
+  :class:`~mongolake.query.filter.CustomNode` with ``needs_index = "text"``; the
+  engine answers it with :func:`mongolake.engine.indexing.text.iter_text`).
+* :class:`TextSpec` / :func:`fix_spec` — a text index's normalised spec, the
+  strings it covers in a document and their term scores.
+* :class:`CompiledQuery` — a search resolved against a language: index terms,
+  the per-document checks (phrases, negations, case/diacritic sensitivity),
+  and :meth:`CompiledQuery.evaluate` (the scan equivalent of an index search).
+"""
 from __future__ import annotations
 
 from typing import Any
 
-from mongolake.errors import ErrorCode, MongoError
+from .query import TEXT_MATCHED, CompiledQuery, TextNode, TextQuery, parse_text
+from .spec import TextSpec, fix_spec
+
+__all__ = ["parse_text_filter", "TextNode", "TextQuery", "CompiledQuery", "TextSpec", "fix_spec", "TEXT_MATCHED"]
 
 
-def parse_text_filter(spec: Any):
-    """The filter node of ``{$text: spec}`` (a :class:`~mongolake.query.filter.CustomNode`)."""
-    raise MongoError(ErrorCode.NotImplemented, "$text is not supported yet (needs a text index)")
+def parse_text_filter(spec: Any) -> TextNode:
+    """The filter node of ``{$text: spec}``."""
+    return parse_text(spec)

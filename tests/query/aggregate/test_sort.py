@@ -56,4 +56,5 @@ def test_sort_errors():
     fails([{"$sort": {}}], 15976)
     fails([{"$sort": {"a": 2}}], 15975)
     fails([{"$sort": 1}], 15973)
-    fails([{"$sort": {"a": {"$meta": "textScore"}}}], 17309)
+    fails([{"$sort": {"a": {"$meta": "textScore"}}}], 40218, [{"_id": 1}])     # no $text: no text score
+    fails([{"$sort": {"a": {"$meta": "randVal"}}}], 238)

@@ -5,7 +5,8 @@ import heapq
 from typing import Any, Iterator
 
 from mongolake.query.aggregate.base import ParseOptions, RunEnv, Stage, stage
-from mongolake.query.expr.sortspec import make_key, parse_sort_spec
+# {$meta: "textScore"} sort keys and MetaDoc documents (text search); otherwise sortspec's
+from mongolake.query.meta_sort import make_key, parse_fields as parse_sort_spec
 
 
 class SortStage(Stage):
