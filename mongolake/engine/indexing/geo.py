@@ -260,7 +260,7 @@ def _index_near(engine, c, plan, node: GeoNear, stats, ix: GeoIndex, fld: _Field
     gen = ix.candidates(fld, node, counters)
     seen: set[bytes] = set()
     scale = node.scale()
-    matcher = plan.matcher
+    matcher = None if plan.expr is node else plan.matcher   # nearest() below is the near test itself
     batch_size = 16
     while True:
         deadline.check()
