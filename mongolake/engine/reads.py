@@ -238,6 +238,28 @@ class ReadOps:
             srt = None                              # the index walk yields the sort's order
         return self._finish(it, plan, srt, proj, skip, limit, as_raw)
 
+    def index_top_k(self, db: str, coll: str, filter: dict | None, sort: dict, k: int,
+                    stats: ScanStats | None = None) -> list[dict] | None:
+        """``[$match, $sort, $limit]``'s documents when an index walk provides the
+        sort (it stops after ``k`` matches); None when no index does (the caller
+        sorts some other way)."""
+        c = self.get_collection(db, coll)
+        items = index_sort(sort, None)
+        if c is None or items is None or k <= 0 or id_point_keys(filter) is not None:
+            return None
+        plan = self.plan(c, filter)
+        if index_requirement(plan.expr) is not None:
+            return None
+        ip = self._index_plan(c, plan, filter, None, items, True)
+        if ip is None or not ip.sorted:
+            return None
+        out = []
+        for _raw, d in self._iter_index(c, ip, plan, stats if stats is not None else ScanStats()):
+            out.append(d)
+            if len(out) >= k:
+                break
+        return out
+
     def _finish(self, it, plan: ScanPlan, srt, proj, skip: int, limit: int, as_raw: bool) -> Iterator[Any]:
         if srt is not None:
             if limit:

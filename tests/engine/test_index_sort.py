@@ -192,3 +192,21 @@ def test_stale_entry_does_not_place_a_document_out_of_order(tmp_path):
         assert got == list(range(100))
     finally:
         e.close()
+
+
+def test_index_top_k_for_sort_limit_pipelines(tmp_path):
+    e = _open(str(tmp_path / "store"))
+    try:
+        rnd = random.Random(5)
+        e.insert("db", "c", [{"_id": i, "a": rnd.randint(0, 50), "g": i % 3} for i in range(600)])
+        c = e.get_collection("db", "c")
+        assert e.index_top_k("db", "c", {}, {"a": 1}, 5) is None         # no index yet
+        e.set_indexes(c, c.meta.indexes + [INDEXES[0]])
+        for flt, sort in [({}, {"a": -1, "_id": -1}), ({"g": 1}, {"a": 1, "_id": 1}),
+                          ({"a": {"$gt": 10}}, {"a": 1, "_id": 1})]:
+            st = ScanStats()
+            got = e.index_top_k("db", "c", flt, sort, 7, stats=st)
+            assert got == _reference(e, flt, sort, 0, 7) and st.index_sorted
+        assert e.index_top_k("db", "c", {}, {"g": 1}, 5) is None         # no index has that order
+    finally:
+        e.close()

@@ -344,6 +344,8 @@ class IndexManager:
         for ix in (ci.indexes.values() if ci else ()):
             n = len(ix.keys) if isinstance(ix, SecondaryIndex) else ix.entry_count()
             yield {**ix.describe(), "entries": n}
+        for job in (list(ci.jobs) if ci else ()):
+            yield from job.describe()
 
 
 def _specs(c: "Collection") -> list[dict]:
