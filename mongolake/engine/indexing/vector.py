@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 import numpy as np
 from bson.binary import Binary
+from bson.int64 import Int64
 
 from mongolake.errors import ErrorCode, MongoError
 
@@ -30,6 +31,7 @@ SIMILARITIES = ("euclidean", "cosine", "dotProduct")
 MAX_DIMENSIONS = 8192
 _VECTOR_FIELD_KEYS = {"type", "path", "numDimensions", "similarity", "quantization", "hnswOptions"}
 _QUANTIZATIONS = ("none", "scalar", "binary")
+_NUMBER_TYPES = {int, float, Int64}
 
 
 def _bad(msg: str) -> MongoError:
@@ -126,12 +128,11 @@ def as_vector(value: Any, dims: int | None = None) -> np.ndarray | None:
         return None
     if not value:
         return None
-    for x in value:
-        if isinstance(x, bool) or not isinstance(x, (int, float)):
-            return None
+    if not set(map(type, value)) <= _NUMBER_TYPES:   # no bools, strings, documents, nulls
+        return None
     try:
         v = np.asarray(value, dtype=np.float32)
-    except (OverflowError, ValueError):
+    except (OverflowError, ValueError, TypeError):
         return None
     if not np.isfinite(v).all():
         return None
