@@ -135,9 +135,14 @@ def render_table(doc: dict) -> str:
             extra = f" (loaded {s['loaded']:,} docs)"
         if s.get("flush_seconds") is not None:
             extra += f"; flush after load {s['flush_seconds']:.2f} s"
+        if s.get("flush_changes_seconds") is not None:
+            extra += f"; flush after the updates/deletes {s['flush_changes_seconds']:.2f} s"
         lines.append(f"  {labels[k]}: {state}{extra}")
-    ratio_cols = [(k, f"ML/{labels[k]}") for k in keys if k != "mongolake"] if "mongolake" in keys else []
-    header = ["workload", "unit", *[labels[k] for k in keys], *[c for _, c in ratio_cols]]
+    ratio_cols = ([(k, f"ML/{labels[k]}") for k in keys if k != "mongolake" and not k.startswith("mongolake-")]
+                  if "mongolake" in keys else [])
+    first_fmt = servers.get("mongolake", {}).get("table_format")
+    format_cols = [(k, f"{servers[k].get('table_format')}/{first_fmt}") for k in keys if k.startswith("mongolake-")]
+    header = ["workload", "unit", *[labels[k] for k in keys], *[c for _, c in ratio_cols + format_cols]]
     rows = []
     notes = []
     for w, per in doc["results"].items():
@@ -153,21 +158,26 @@ def render_table(doc: dict) -> str:
                     notes.append(f"{wl.name} on {labels[k]}: {r['note']}")
         for k, _ in ratio_cols:
             row.append(fmt_ratio(doc["ratios"].get(w, {}).get(k)))
+        for k, _ in format_cols:
+            row.append(fmt_ratio(doc.get("format_ratios", {}).get(w, {}).get(k)))
         rows.append(row)
         if w == "full_scan":
             for field, title in (("client_decode_docs_per_s", "  client decode, server's batches"),
                                  ("client_decode_101_docs_per_s", "  client decode, 101-doc batches")):
                 rows.append([title, "docs/s", *[fmt_value(per[k]["extra"].get(field)) if k in per else ""
-                                                for k in keys], *[""] * len(ratio_cols)])
+                                                for k in keys], *[""] * len(ratio_cols + format_cols)])
             rows.append(["  full scan / decode (server's batches)", "ratio",
                          *[fmt_ratio(scan_vs_decode(per[k])) if k in per else "" for k in keys],
-                         *[""] * len(ratio_cols)])
+                         *[""] * len(ratio_cols + format_cols)])
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     fmt_row = lambda r: "  ".join(str(c).ljust(widths[i]) if i < 2 else str(c).rjust(widths[i])  # noqa: E731
                                   for i, c in enumerate(r)).rstrip()
     lines += ["", fmt_row(header), "  ".join("-" * w for w in widths), *map(fmt_row, rows)]
     lines.append("ratios > 1 mean MongoLake is better (faster, or lower latency); '-' = not applicable, "
                  "n/a = not measured")
+    if format_cols:
+        lines.append(f"ML/x ratios use the first format ({first_fmt}); a <format>/{first_fmt} ratio > 1 means "
+                     f"MongoLake on that format is better than on {first_fmt}")
     if notes:
         lines += ["", "notes:", *[f"  {n}" for n in notes]]
     if doc["check_mismatches"]:

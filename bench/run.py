@@ -6,6 +6,7 @@ Usage::
     python bench/run.py --quick          # N = 2,000, 0.3 s caps: proves the harness in < 1 min
     python -m bench --large              # N = 1,000,000
     python -m bench --only find_id,full_scan --servers mongolake,floor --json
+    python -m bench --formats delta,iceberg --servers mongolake   # MongoLake on each table format, side by side
 
 All servers run at once as child processes on 127.0.0.1, each in its own temporary
 folder, but only one is ever under load: each workload runs on one server, then the
@@ -13,6 +14,12 @@ next (interleaved, so a row's figures are measured close in time), and every ser
 stopped and its folder deleted at the end.  A server
 that cannot be installed or started is reported as UNAVAILABLE and the suite carries
 on with the others.  Progress goes to stderr; the table (or ``--json``) to stdout.
+
+``--formats delta,iceberg`` (or ``--format iceberg``) runs one MongoLake server per table
+format (``mongolake serve --format ...``): the first is the ``mongolake`` column the
+other servers are compared with, the others are ``mongolake-<format>`` columns with a
+``<format>/<first>`` ratio column.  Every column loads the same documents and runs the
+same workloads, and their answers are checked against each other.
 """
 from __future__ import annotations
 
@@ -35,6 +42,8 @@ from bench.workloads import WORKLOADS, Ctx, Limits, Result  # noqa: E402
 
 SERVERS = {"mongolake": MongoLakeServer, "floor": FloorServer, "peer": NX27017Server}
 WRITE_FIRST = ("insert_many", "insert_one_1", "insert_one_16")  # before the flush
+CHANGES = ("update_one", "update_many", "delete_many")  # followed by a timed flush (MongoLake)
+FORMATS = ("delta", "iceberg")
 
 
 def log(msg: str) -> None:
@@ -50,6 +59,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--servers", default="mongolake,floor,peer", help="comma-separated: mongolake,floor,peer")
     p.add_argument("--seconds", type=float, default=None, help="time cap per workload (default 5, quick 0.3)")
     p.add_argument("--mongolake-args", default="", help="extra arguments for 'mongolake serve', e.g. '--sync interval'")
+    p.add_argument("--formats", "--format", dest="formats", default=None,
+                   help="comma-separated table formats for MongoLake, one column each: delta,iceberg "
+                        "(default: the server's default, delta)")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of the table")
     args = p.parse_args(argv)
     args.server_keys = [s.strip() for s in args.servers.split(",") if s.strip()]
@@ -61,7 +73,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if bad or not names:
         p.error(f"unknown workload(s) {bad}; choose from {','.join(WORKLOADS)}")
     args.workloads = [w for w in WORKLOADS if w in names]  # execution order
+    args.formats = [f.strip() for f in args.formats.split(",") if f.strip()] if args.formats else None
+    bad = [f for f in args.formats or [] if f not in FORMATS]
+    if bad or args.formats == [] or (args.formats and len(set(args.formats)) != len(args.formats)):
+        p.error(f"bad --formats {bad or args.formats}; choose from {','.join(FORMATS)}")
+    args.sessions = session_specs(args.server_keys, args.formats)
+    args.keys = [key for key, _, _ in args.sessions]
     return args
+
+
+def session_specs(server_keys: list[str], formats: list[str] | None) -> list[tuple[str, str, str | None]]:
+    """``(result key, server kind, table format)`` per column: ``mongolake`` becomes one
+    column per format (``mongolake``, then ``mongolake-<format>``)."""
+    out = []
+    for kind in server_keys:
+        if kind == "mongolake" and formats:
+            out += [("mongolake" if i == 0 else f"mongolake-{f}", kind, f) for i, f in enumerate(formats)]
+        else:
+            out.append((kind, kind, None))
+    return out
 
 
 def make_limits(args) -> tuple[int, Limits]:
@@ -95,12 +125,14 @@ def run_one(name: str, ctx: Ctx, label: str) -> Result:
 class Session:
     """One server under test, its client and its workload context."""
 
-    def __init__(self, key: str, args, n: int, limits: Limits) -> None:
-        extra = shlex.split(args.mongolake_args) if key == "mongolake" else None
-        self.srv = SERVERS[key](extra)
+    def __init__(self, key: str, args, n: int, limits: Limits, kind: str | None = None,
+                 table_format: str | None = None) -> None:
+        kind = kind or key
+        extra = shlex.split(args.mongolake_args) if kind == "mongolake" else None
+        self.srv = SERVERS[kind](extra, table_format=table_format) if table_format else SERVERS[kind](extra)
         self.key, self.label = key, self.srv.label
         self.info = {"label": self.label, "available": False, "reason": None, "describe": None, "loaded": None,
-                     "flush_seconds": None}
+                     "flush_seconds": None, "table_format": table_format}
         self.results: dict[str, Result] = {}
         self.supported = [w for w in args.workloads if self.srv.supports is None or w in self.srv.supports]
         self.need_data = any(WORKLOADS[w].needs_data for w in self.supported)
@@ -129,18 +161,21 @@ class Session:
             return self.need_data or "insert_many" in self.supported
         if step == "flush":
             return self.need_data
+        if step == "flush_changes":
+            return isinstance(self.srv, MongoLakeServer) and any(w in self.supported for w in CHANGES)
         return step in self.supported
 
     def run(self, step: str) -> None:
         if self.srv.proc is None or self.srv.proc.poll() is not None:
-            if step != "flush":
+            if step not in ("flush", "flush_changes"):
                 self.results[step] = Result(None, WORKLOADS[step].unit, note="server process died")
             return
-        if step == "flush":
+        if step in ("flush", "flush_changes"):
+            field = "flush_seconds" if step == "flush" else "flush_changes_seconds"
             t0 = time.perf_counter()
             self.srv.flush(self.client)
-            self.info["flush_seconds"] = time.perf_counter() - t0
-            log(f"  {self.label:10s} flush            {self.info['flush_seconds']:.2f} s")
+            self.info[field] = time.perf_counter() - t0
+            log(f"  {self.label:10s} {step:16s} {self.info[field]:.2f} s")
             return
         r = run_one(step, self.ctx, self.label)
         if step == "insert_many":
@@ -167,11 +202,11 @@ def run_all(args, n: int, limits: Limits) -> tuple[dict, dict]:
     one row close in time, so drifting load on a shared machine skews ratios less; the
     order of the servers rotates from one workload to the next.
     """
-    sessions = [Session(k, args, n, limits) for k in args.server_keys]
+    sessions = [Session(key, args, n, limits, kind, fmt) for key, kind, fmt in args.sessions]
     try:
         live = [s for s in sessions if s.start()]
         steps = ["insert_many", *[w for w in args.workloads if w in WRITE_FIRST[1:]], "flush",
-                 *[w for w in args.workloads if w not in WRITE_FIRST]]
+                 *[w for w in args.workloads if w not in WRITE_FIRST], "flush_changes"]
         for i, step in enumerate(steps):
             k = i % len(live) if live else 0
             for s in live[k:] + live[:k]:
@@ -186,16 +221,21 @@ def run_all(args, n: int, limits: Limits) -> tuple[dict, dict]:
 def build_document(args, n: int, limits: Limits, servers: dict, results: dict, machine: dict) -> dict:
     by_workload: dict[str, dict[str, Result]] = {}
     for w in args.workloads:
-        by_workload[w] = {k: results[k][w] for k in args.server_keys if w in results.get(k, {})}
-    ratios = {w: {k: report.ratio(by_workload, w, "mongolake", k) for k in args.server_keys if k != "mongolake"}
+        by_workload[w] = {k: results[k][w] for k in args.keys if w in results.get(k, {})}
+    ratios = {w: {k: report.ratio(by_workload, w, "mongolake", k) for k in args.keys if k != "mongolake"}
               for w in args.workloads}
+    # other table formats against the first: > 1 = that format is better
+    format_ratios = {w: {k: report.ratio(by_workload, w, k, "mongolake") for k in args.keys
+                         if k.startswith("mongolake-")} for w in args.workloads}
     labels = {k: servers[k]["label"] for k in servers}
     return {
         "meta": {"n": n, "quick": args.quick, "large": args.large, "doc_bytes": dataset.average_bson_size(),
-                 "limits": vars(limits), "workloads": args.workloads, "machine": machine},
+                 "limits": vars(limits), "workloads": args.workloads, "machine": machine,
+                 "formats": args.formats},
         "servers": servers,
         "results": {w: {k: vars(r) for k, r in per.items()} for w, per in by_workload.items()},
         "ratios": ratios,
+        "format_ratios": format_ratios,
         "targets": report.targets(by_workload, n),
         "check_mismatches": report.check_mismatches(by_workload, labels),
     }
@@ -206,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     n, limits = make_limits(args)
     started = time.perf_counter()
     machine = report.machine_info()  # before the run: its load average is the one at the start
-    log(f"MongoLake benchmark: N={n:,}, servers {','.join(args.server_keys)}, workloads {','.join(args.workloads)}")
+    log(f"MongoLake benchmark: N={n:,}, servers {','.join(args.keys)}, workloads {','.join(args.workloads)}")
     servers, results = run_all(args, n, limits)
     doc = build_document(args, n, limits, servers, results, machine)
     doc["meta"]["wall_seconds"] = round(time.perf_counter() - started, 1)

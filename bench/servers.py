@@ -128,19 +128,28 @@ class BenchServer:
 
 
 class MongoLakeServer(BenchServer):
-    """``python -m mongolake serve`` with its default (durable) settings unless told otherwise."""
+    """``python -m mongolake serve`` with its default (durable) settings unless told otherwise;
+    ``table_format`` adds ``--format`` (new collections are Delta or Iceberg tables)."""
 
     key = "mongolake"
     label = "MongoLake"
 
+    def __init__(self, extra_args: list[str] | None = None, table_format: str | None = None) -> None:
+        super().__init__(extra_args)
+        self.table_format = table_format
+        if table_format:
+            self.label = f"ML {table_format}"
+
     def command(self) -> list[str]:
+        fmt = ["--format", self.table_format] if self.table_format else []
         return [sys.executable, "-m", "mongolake", "serve", "--port", str(self.port),
                 "--storage", os.path.join(self.dir or ".", "data"), "--log-level", "warning",
-                *self.extra_args]
+                *fmt, *self.extra_args]
 
     def describe(self) -> str:
         extra = " ".join(self.extra_args) or "defaults (--sync always)"
-        return f"mongolake serve, file storage, {extra}"
+        fmt = f"{self.table_format} tables, " if self.table_format else ""
+        return f"mongolake serve, file storage, {fmt}{extra}"
 
     def flush(self, client) -> None:
         client.admin.command("fsync")
