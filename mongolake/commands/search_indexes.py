@@ -6,7 +6,8 @@ Only ``type: "vectorSearch"`` indexes are implemented (answered by
 :class:`mongolake.engine.indexing.vector.VectorIndex`); Atlas Search full-text
 indexes (``type: "search"``, the default) answer NotImplemented. Definitions are
 kept in the catalog (``CollectionMeta.search_indexes``); indexes are built in
-memory on first use and are queryable at once (status ``READY``).
+memory by the command (in a worker thread) or, after a restart, at first use,
+and are queryable at once (status ``READY``).
 
 Stored spec: ``{name, type: "vectorSearch", id, definition, version, createdAt,
 key}``. ``key`` (``{<vector path>: "vectorSearch"}``) only keeps the index
@@ -14,6 +15,7 @@ manager from taking the spec for a B-tree one.
 """
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from typing import Any
 
@@ -46,6 +48,18 @@ def _stored(name: str, definition: dict, *, id_: str | None = None, version: int
     vpath = next(f["path"] for f in spec["definition"]["fields"] if f["type"] == "vector")
     return {"name": name, "type": "vectorSearch", "id": id_ or str(ObjectId()), "definition": spec["definition"],
             "version": version, "createdAt": _now(), "key": {vpath: "vectorSearch"}}
+
+
+async def _build(ctx: Ctx, c: Any) -> None:
+    """Build the collection's vector indexes now, in a worker thread (the event loop
+    keeps serving), so the command answers when the index is ready, as its
+    ``READY`` status says. (After a restart the first ``$vectorSearch`` builds it.)"""
+    eng = ctx.engine
+
+    def run() -> None:
+        with eng.lock:
+            eng.indexes.special(c, "vectorSearch")
+    await asyncio.to_thread(run)
 
 
 def _check_type(cmd: str, field: str, v: Any, expected: str, ok: bool) -> None:
@@ -119,6 +133,7 @@ async def create_search_indexes(ctx: Ctx) -> dict:
         created.append({"id": spec["id"], "name": iname})
     if new:
         ctx.engine.set_search_indexes(c, existing + new)
+        await _build(ctx, c)
     return {"indexesCreated": created, "ok": 1.0}
 
 
@@ -135,6 +150,7 @@ async def update_search_index(ctx: Ctx) -> dict:
     new = _stored(old["name"], definition, id_=old["id"], version=int(old.get("version", 0)) + 1)
     if new["definition"] != old["definition"]:
         ctx.engine.set_search_indexes(c, [new if s is old else s for s in specs])
+        await _build(ctx, c)
     return {"ok": 1.0}
 
 
