@@ -210,3 +210,58 @@ def test_index_top_k_for_sort_limit_pipelines(tmp_path):
         assert e.index_top_k("db", "c", {}, {"g": 1}, 5) is None         # no index has that order
     finally:
         e.close()
+
+
+def test_sorted_walks_with_concurrent_writers(tmp_path):
+    import threading
+
+    e = _open(str(tmp_path / "store"))
+    try:
+        rnd = random.Random(8)
+        e.insert("db", "c", [{"_id": i, "a": rnd.randint(0, 300), "g": i % 4} for i in range(2000)])
+        c = e.get_collection("db", "c")
+        e.set_indexes(c, c.meta.indexes + [INDEXES[0], INDEXES[2]])
+        stop = threading.Event()
+        errors: list = []
+
+        def writer(seed: int) -> None:
+            r = random.Random(seed)
+            try:
+                while not stop.is_set():
+                    i = r.randrange(2500)
+                    if r.random() < 0.2:
+                        e.delete("db", "c", {"_id": i})
+                    else:
+                        e.update("db", "c", {"_id": i}, {"$set": {"a": r.randint(0, 300), "g": i % 4}}, upsert=True)
+            except Exception as ex:              # reported by the assertion below
+                errors.append(ex)
+
+        ts = [threading.Thread(target=writer, args=(s,)) for s in range(2)]
+        for t in ts:
+            t.start()
+        try:
+            for k in range(40):
+                q = rnd.choice([{}, {"g": rnd.randrange(4)}, {"a": {"$gte": rnd.randint(0, 300)}}])
+                sort = rnd.choice([{"a": 1, "_id": 1}, {"a": -1, "_id": -1}, {"g": 1, "a": -1}])
+                limit = rnd.choice([1, 5, 40])
+                # while writers run: results come back sorted and matching (at the time each was read)
+                got = list(e.find("db", "c", q, sort=sort, limit=limit, as_raw=False))
+                assert len(got) <= limit
+                if k % 4 == 0:
+                    with e.lock:                  # a quiescent moment: exactly the scan's answer
+                        st = ScanStats()
+                        got = list(e.find("db", "c", q, sort=sort, limit=limit, as_raw=False, stats=st))
+                        want = _reference(e, q, sort, 0, limit)
+                        srt = parse_sort(sort)
+                        assert len(got) == len(want) and all(srt.compare(x, y) == 0 for x, y in zip(got, want))
+                        if "_id" in sort:
+                            assert got == want
+                        if not q or (next(iter(sort)) == "a" and "a" in q):   # else an index bounding q wins
+                            assert st.index_sorted, (q, sort, limit, getattr(st, "index_name", None))
+        finally:
+            stop.set()
+            for t in ts:
+                t.join()
+        assert not errors
+    finally:
+        e.close()
