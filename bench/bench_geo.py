@@ -88,9 +88,11 @@ def main() -> None:
                             .limit(10))
                 assert len(docs) == 10
 
+            counts: list[int] = []
+
             def near_max(q):
-                list(coll.find({"loc": {"$near": {"$geometry": {"type": "Point", "coordinates": q},
-                                                  "$maxDistance": 50_000}}}))
+                counts.append(len(list(coll.find({"loc": {"$near": {"$geometry": {"type": "Point", "coordinates": q},
+                                                                    "$maxDistance": 50_000}}}))))
 
             def near_sphere(q):
                 list(coll.find({"loc": {"$nearSphere": q, "$maxDistance": 0.01}}).limit(10))
@@ -107,7 +109,9 @@ def main() -> None:
                              ("$nearSphere legacy, 0.01 rad, limit 10", near_sphere),
                              ("$near + {kind: 3} limit 10", near_filtered), ("$geoNear + $limit 10", geonear)):
                 med, p95 = timed(fn, queries)
-                print(f"{name:<42} median {med:7.2f} ms   p95 {p95:7.2f} ms", flush=True)
+                extra = f"   results: median {statistics.median(counts):.0f}, max {max(counts)}" \
+                    if fn is near_max else ""
+                print(f"{name:<42} median {med:7.2f} ms   p95 {p95:7.2f} ms{extra}", flush=True)
             t = time.perf_counter()
             n = coll.count_documents({"loc": {"$geoWithin": {"$centerSphere": [[2.35, 48.86], 0.001]}}})
             print(f"$geoWithin $centerSphere (scan, {n} found)      {(time.perf_counter() - t) * 1000:9.0f} ms",

@@ -31,7 +31,7 @@ import bson
 from mongolake.errors import ErrorCode, MongoError
 from mongolake.query.bsonorder import CODEC_OPTIONS, MISSING
 from mongolake.query.geo import EARTH_RADIUS_M, GeoNear, geo_values
-from mongolake.query.geo.geojson import GeoError, parse_stored
+from mongolake.query.geo.geojson import GeoError, is_number, parse_stored
 from mongolake.query.geo.predicates import distance
 from mongolake.query.geo.render import show, show_elem
 from mongolake.query.geo.sphere import to_lnglat
@@ -55,6 +55,36 @@ class _Field:
         self.parts = tuple(path.split("."))
         self.points = PointStore()
         self.shapes: dict[int, Any] = {}          # eid -> Geometry (non-point geometries)
+
+
+def _values(doc: dict, parts: tuple[str, ...]):
+    """:func:`geo_values`, with a shortcut for a top-level field."""
+    if len(parts) != 1 or type(doc) is not dict:
+        return geo_values(doc, parts)
+    v = doc.get(parts[0])
+    if v is None:
+        return ()
+    if type(v) is list:
+        if not v:
+            return ()
+        return (v,) if is_number(v[0]) else v
+    return (v,)
+
+
+def _simple_point(v: Any) -> list[tuple[float, float]] | None:
+    """The common case without the general parser: ``{type: "Point", coordinates:
+    [lng, lat]}`` or ``[lng, lat]`` with plain in-range numbers; else None."""
+    if type(v) is dict:
+        if len(v) != 2 or v.get("type") != "Point":
+            return None
+        v = v.get("coordinates")
+    if type(v) is not list or len(v) != 2:
+        return None
+    x, y = v
+    tx, ty = type(x), type(y)
+    if (tx is float or tx is int) and (ty is float or ty is int) and -180 <= x <= 180 and -90 <= y <= 90:
+        return [(float(x), float(y))]
+    return None
 
 
 class GeoIndex:
@@ -100,19 +130,21 @@ class GeoIndex:
             return
         entries = self.by_key.get(key)
         for fi, fld in enumerate(self.fields):
-            for v in geo_values(doc, fld.parts):
-                try:
-                    g = parse_stored(v)
-                except MongoError:
-                    continue                    # refused at write time; tolerated in old data
-                if g.lines or g.polygons:
+            for v in _values(doc, fld.parts):
+                pts = _simple_point(v)
+                if pts is None:
+                    try:
+                        g = parse_stored(v)
+                    except MongoError:
+                        continue                # refused at write time; tolerated in old data
+                    if g.lines or g.polygons:
+                        eid = self._eid(key)
+                        fld.shapes[eid] = g
+                        entries = self._entry(key, entries, fi, eid)
+                        continue
+                    pts = [to_lnglat(p) for p in g.points]
+                for lng, lat in pts:
                     eid = self._eid(key)
-                    fld.shapes[eid] = g
-                    entries = self._entry(key, entries, fi, eid)
-                    continue
-                for p in g.points:
-                    eid = self._eid(key)
-                    lng, lat = to_lnglat(p)
                     if self._building:
                         b = self._bulk[fi]
                         b[0].append(eid)
