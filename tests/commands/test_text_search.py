@@ -204,3 +204,12 @@ def test_flush_and_restart(tmp_path):
         cl.close()
     finally:
         srv.stop()
+
+
+def test_language_override_values_are_checked_on_write(coll):
+    e = _code(lambda: coll.insert_one({"_id": 50, "title": "x", "language": "klingon"}))
+    assert e.code == 17262 and "language override unsupported: klingon" in str(e)
+    e = _code(lambda: coll.update_one({"_id": 1}, {"$set": {"language": 5}}))
+    assert e.code == 17261
+    coll.insert_one({"_id": 51, "title": "corriendo", "language": "es"})
+    assert _ids(coll.find({"$text": {"$search": "corr", "$language": "spanish"}})) == [51]

@@ -41,7 +41,7 @@ def _doc(rnd: random.Random, i: int) -> dict:
         d["meta"] = rnd.choice([{"note": _text(rnd)}, [{"note": _text(rnd)}, {"note": 1}],
                                 {"note": _text(rnd), "language": "french"}])
     if rnd.random() < 0.15:
-        d["language"] = rnd.choice(["spanish", "none", "en", "german", "klingon"])
+        d["language"] = rnd.choice(["spanish", "none", "en", "german"])
     return d
 
 

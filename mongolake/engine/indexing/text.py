@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 _ID = "I" if array("I").itemsize == 4 else "L"
 NoQueryExecutionPlans = 291
+_spec_cache: dict[str, TextSpec] = {}
 
 
 class TextIndex:
@@ -63,6 +64,18 @@ class TextIndex:
         if coll is not None and not (isinstance(coll, dict) and coll.get("locale") == "simple"):
             raise MongoError(ErrorCode.CannotCreateIndex, f"Index type 'text' does not support collation: {coll}")
         return fix_spec(spec)
+
+    @staticmethod
+    def check_document(spec: dict, doc: dict) -> None:
+        """Before a write: a language override must be a supported language's name
+        (17261 not a string, 17262 unsupported), as MongoDB checks while indexing."""
+        ts = _spec_cache.get(spec["name"])
+        if ts is None or ts.spec != spec:
+            ts = _spec_cache[spec["name"]] = TextSpec(spec)
+            if len(_spec_cache) > 256:
+                _spec_cache.clear()
+        for _ in ts.strings(doc, strict=True):
+            pass
 
     # -- maintenance (engine.lock held) ------------------------------------------------
     def add(self, doc: dict, key: bytes) -> None:
@@ -284,11 +297,21 @@ def _fetch(engine: Any, c: "Collection", items: list, q: CompiledQuery, ts: Text
     """Fetch the candidates and keep the matches: ``rest`` is the rest of the filter
     (a plain-document matcher), or with ``full`` the whole filter, which reads the
     ``$text`` verdict marked on the document."""
+    from .batch_fetch import fetch_many
     exact = q.index_exact
-    for i, (key, score) in enumerate(items):
-        if not i & 1023:
-            deadline.check()                      # maxTimeMS
-        raw = engine.lookup_key(c, key)
+    pos, n = 0, 32
+    while pos < len(items):                       # growing batches: a limit stops early
+        batch = items[pos:pos + n]
+        pos += n
+        n = min(n * 4, 2048)
+        deadline.check()                          # maxTimeMS
+        raws = fetch_many(engine, c, [k for k, _s in batch])
+        yield from _keep(batch, raws, q, ts, rest, in_or, full, exact, stats)
+
+
+def _keep(batch: list, raws: list, q: CompiledQuery, ts: TextSpec, rest: Any, in_or: bool, full: bool,
+          exact: bool, stats: Any) -> Iterator[tuple[bytes, dict]]:
+    for (key, score), raw in zip(batch, raws):
         if raw is None:
             continue
         stats.docs_examined += 1

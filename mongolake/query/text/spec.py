@@ -173,18 +173,27 @@ class TextSpec:
         self.suffix = key[at + 2:]
 
     # -- the strings a document holds in indexed fields --------------------------------
-    def strings(self, doc: dict) -> Iterator[tuple[str, str, float]]:
+    def strings(self, doc: dict, strict: bool = False) -> Iterator[tuple[str, str, float]]:
         """``(text, language, weight)`` for every indexed string of ``doc``, in document
-        order (MongoDB's FTSElementIterator)."""
-        yield from self._walk(doc, self._language(doc, self.default_language), "", False)
+        order (MongoDB's FTSElementIterator). ``strict``: a bad language override
+        raises MongoDB's 17261/17262 (writes are checked so); otherwise the enclosing
+        language is used (index maintenance never fails a committed write)."""
+        yield from self._walk(doc, self._language(doc, self.default_language, strict), "", False, strict)
 
-    def _language(self, obj: dict, current: str) -> str:
-        v = obj.get(self.language_override) if isinstance(obj, dict) else None
-        if isinstance(v, str):
-            # MongoDB refuses the write for an unsupported language (17262); MongoLake keeps the
-            # enclosing language (index maintenance must not fail a committed write)
-            return canonical(v) or current
-        return current
+    def _language(self, obj: dict, current: str, strict: bool) -> str:
+        if not isinstance(obj, dict) or self.language_override not in obj:
+            return current
+        v = obj[self.language_override]
+        if not isinstance(v, str):
+            if strict:
+                raise MongoError(17261, "found language override field in document with non-string type")
+            return current
+        lang = canonical(v)
+        if lang is None:
+            if strict:
+                raise MongoError(17262, f"language override unsupported: {v}")
+            return current
+        return lang
 
     def _match_prefix(self, dotted: str) -> tuple[bool, bool]:
         """(some weight equals or lies under ``dotted``, exact match)."""
@@ -196,7 +205,8 @@ class TextSpec:
         i = bisect_left(self._sorted, pre)
         return i < len(self._sorted) and self._sorted[i].startswith(pre), False
 
-    def _walk(self, obj: Any, lang: str, parent: str, is_array: bool) -> Iterator[tuple[str, str, float]]:
+    def _walk(self, obj: Any, lang: str, parent: str, is_array: bool, strict: bool
+              ) -> Iterator[tuple[str, str, float]]:
         items = enumerate(obj) if is_array else obj.items()
         for name, elem in items:
             if not is_array and self.wildcard and name == self.language_override:
@@ -211,10 +221,10 @@ class TextSpec:
                     yield elem, lang, weight
             elif isinstance(elem, dict):
                 if not exact or self.wildcard:
-                    yield from self._walk(elem, self._language(elem, lang), dotted, False)
+                    yield from self._walk(elem, self._language(elem, lang, strict), dotted, False, strict)
             elif isinstance(elem, list):
                 if not is_array or self.wildcard:
-                    yield from self._walk(elem, lang, dotted, True)
+                    yield from self._walk(elem, lang, dotted, True, strict)
 
     # -- scores --------------------------------------------------------------------------
     def term_scores(self, doc: dict) -> dict[str, float]:

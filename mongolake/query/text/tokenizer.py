@@ -47,9 +47,40 @@ def strip_diacritics(s: str) -> str:
     return unicodedata.normalize("NFC", "".join(ch for ch in d if not unicodedata.combining(ch)))
 
 
+_TERMS: dict[str, dict[str, str | None]] = {}      # per language: lower-cased word -> index term (None: stop word)
+
+
+def index_terms(text: str, lang: str) -> list[str]:
+    """``tokens(text, lang)`` with the default options (the index's terms), fast:
+    the text is lower-cased once and each distinct word's term is cached."""
+    cache = _TERMS.get(lang)
+    if cache is None:
+        cache = _TERMS[lang] = {}
+    out = []
+    for w in (_WORD_ENGLISH if lang == "english" else _WORD).findall(lower(text, lang)):
+        t = cache.get(w, "")
+        if t == "":
+            t = _term(w, lang)
+            if len(cache) > 500_000:
+                cache.clear()
+            cache[w] = t
+        if t is not None:
+            out.append(t)
+    return out
+
+
+def _term(low: str, lang: str) -> str | None:
+    if low in stop_words(lang):
+        return None
+    stem = stemmer(lang)
+    return strip_diacritics(stem(low) if stem is not None else low)
+
+
 def tokens(text: str, lang: str, *, filter_stop_words: bool = True, case_sensitive: bool = False,
            diacritic_sensitive: bool = False) -> list[str]:
     """The terms of ``text`` in language ``lang`` (canonical name), in order."""
+    if filter_stop_words and not case_sensitive and not diacritic_sensitive:
+        return index_terms(text, lang)
     stops = stop_words(lang) if filter_stop_words else ()
     stem = stemmer(lang)
     out = []
