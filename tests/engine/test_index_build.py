@@ -171,8 +171,8 @@ def test_after_restart_large_collections_build_in_the_background(tmp_path):
     e = _open(path)
     _load(e, 20_000)
     c = e.get_collection("db", "c")
-    e.indexes.create(c, [SPEC])
-    e.insert("db", "c", [{"_id": 50_000 + i, "a": 3} for i in range(10)])
+    e.indexes.create(c, [SPEC, {"v": 2, "key": {"u": 1}, "name": "u_1", "unique": True, "sparse": True}])
+    e.insert("db", "c", [{"_id": 50_000 + i, "a": 3, "u": i} for i in range(10)])
     e.close(flush=False)
     e = _open(path)
     try:
@@ -183,11 +183,16 @@ def test_after_restart_large_collections_build_in_the_background(tmp_path):
         got = sorted(d["_id"] for d in e.find("db", "c", {"a": 3}, as_raw=False, stats=st))
         assert got == want and len(want) == 30
         e.insert("db", "c", [{"_id": 60_000, "a": 3}])                  # during the build
+        # the unique index is enforced while it builds (by a scan) and once built
+        errs = e.insert("db", "c", [{"_id": 70_000, "u": 5}]).errors
+        assert errs and errs[0][1].code == 11000
         assert e.indexes.wait_idle(c, 120)
         st = ScanStats()
         got = sorted(d["_id"] for d in e.find("db", "c", {"a": 3}, as_raw=False, stats=st))
         assert got == want + [60_000] and st.index_name == "a_1"
         assert e.indexes.stats["background_builds"] == 1
+        errs = e.insert("db", "c", [{"_id": 70_001, "u": 6}]).errors
+        assert errs and errs[0][1].code == 11000
         assert _index_state(e, c, "a_1") == _scan_state(e, "a")
     finally:
         e.close()
