@@ -1,7 +1,6 @@
 """Geospatial queries on N points through the server (pymongo): ``$near`` with
 a limit and with ``$maxDistance``, ``$nearSphere`` on a legacy pair, the
-``$geoNear`` stage — all answered by the 2dsphere index — and ``$geoWithin``
-(no index use: a scan) for scale.
+``$geoNear`` stage — all answered by the 2dsphere index.
 
     python bench/bench_geo.py [--n 1000000] [--queries 50]
 
@@ -112,10 +111,6 @@ def main() -> None:
                 extra = f"   results: median {statistics.median(counts):.0f}, max {max(counts)}" \
                     if fn is near_max else ""
                 print(f"{name:<42} median {med:7.2f} ms   p95 {p95:7.2f} ms{extra}", flush=True)
-            t = time.perf_counter()
-            n = coll.count_documents({"loc": {"$geoWithin": {"$centerSphere": [[2.35, 48.86], 0.001]}}})
-            print(f"$geoWithin $centerSphere (scan, {n} found)      {(time.perf_counter() - t) * 1000:9.0f} ms",
-                  flush=True)
         finally:
             srv.stop()
 
