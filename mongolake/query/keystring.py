@@ -48,6 +48,9 @@ _EXP_BIAS = 0x8000
 _NUM_TAG = bytes([_TAG[bo.NUMBER]])
 _STR_TAG = bytes([_TAG[bo.STRING]])
 _OID_TAG = bytes([_TAG[bo.OBJECTID]])
+_TENS = bytes(((i - 48) * 10 if 48 <= i <= 57 else 0) for i in range(256))   # b"0".."9" -> 0..90
+_UNITS = bytes(((i - 48) + 1 if 48 <= i <= 57 else 0) for i in range(256))   # b"0".."9" -> 1..10
+_COMPLEMENT = bytes(255 - i for i in range(256))
 
 
 def bracket_of(value: Any) -> int:
@@ -60,6 +63,8 @@ def encode_key(value: Any) -> bytes:
     t = type(value)
     if t is int:                                   # the common _id types: fast paths, same bytes
         return _int_key(value)
+    if t is float and value - value == 0:          # finite
+        return _float_key(value)
     if t is ObjectId:
         return _OID_TAG + value.binary
     if t is str and "\x00" not in value:
@@ -74,16 +79,39 @@ def _int_key(x: int) -> bytes:
         return _NUM_TAG + b"\x03"
     neg = x < 0
     digits = str(-x if neg else x)
-    sci = len(digits)                              # x = 0.d1d2... * 10**sci
+    return _digits_key(neg, digits, len(digits))   # x = 0.d1d2... * 10**len
+
+
+def _float_key(x: float) -> bytes:
+    """A finite float's key without going through ``decimal``: ``x = n / 2**k``
+    is exactly ``n * 5**k / 10**k``, so its decimal digits are those of the
+    integer ``n * 5**k`` (same bytes as the general path)."""
+    if x == 0:
+        return _NUM_TAG + b"\x03"
+    n, d = x.as_integer_ratio()
+    neg = n < 0
+    if neg:
+        n = -n
+    k = d.bit_length() - 1                         # d is a power of two
+    digits = str(n * 5 ** k) if k else str(n)
+    return _digits_key(neg, digits, len(digits) - k)
+
+
+def _digits_key(neg: bool, digits: str, sci: int) -> bytes:
+    """The key of ``±0.digits * 10**sci`` (``digits`` without leading zeros)."""
     d = digits.rstrip("0")
     if len(d) % 2:
         d += "0"
-    mag = bytearray((sci + _EXP_BIAS).to_bytes(2, "big"))
-    mag += bytes(int(d[i:i + 2]) + 1 for i in range(0, len(d), 2))
-    mag.append(0)
+    b = d.encode("ascii")
+    n = len(b) >> 1
+    # base-100 digit pairs plus one, without a Python loop: the tens and the units
+    # bytes added as big integers (every byte sum is at most 100, so no carries)
+    pairs = (int.from_bytes(b[0::2].translate(_TENS), "big") + int.from_bytes(b[1::2].translate(_UNITS), "big")
+             ).to_bytes(n, "big")
+    mag = (sci + _EXP_BIAS).to_bytes(2, "big") + pairs + b"\x00"
     if neg:
-        return _NUM_TAG + b"\x02" + bytes(255 - b for b in mag)
-    return _NUM_TAG + b"\x04" + bytes(mag)
+        return _NUM_TAG + b"\x02" + mag.translate(_COMPLEMENT)
+    return _NUM_TAG + b"\x04" + mag
 
 
 def _escape(s: str | bytes, out: bytearray) -> None:
@@ -150,10 +178,8 @@ def _encode_number(v: Any, out: bytearray) -> None:
         if x == float("-inf"):
             out.append(0x01)
             return
-        if x == 0:
-            out.append(0x03)
-            return
-        d = decimal.Decimal(x)
+        out += _float_key(x)[1:]
+        return
     elif isinstance(x, decimal.Decimal):
         if x.is_infinite():
             out.append(0x05 if x > 0 else 0x01)
