@@ -250,3 +250,34 @@ def test_point_store_nearest_matches_sorting():
         exp = [e for d, e in exp if d <= hi][:20]
         assert got == exp
     assert len(ps) == len(alive)
+
+
+def test_near_must_be_top_level_and_alone(tmp_path):
+    e = Engine(str(tmp_path / "s"), flush_interval=3600).open()
+    try:
+        e.insert("db", "c", [{"_id": i, "loc": [i, 0], "a": i % 2} for i in range(5)])
+        c = e.get_collection("db", "c")
+        e.set_indexes(c, c.meta.indexes + [SPEC])
+        near = {"loc": {"$near": [0, 0]}}
+        got = [d["_id"] for d in e.find("db", "c", {"$and": [{"$and": [near]}, {"a": 1}]}, as_raw=False)]
+        assert got == [1, 3]
+        for flt, msg in (({"$or": [near, {"a": 1}]}, "geoNear must be top-level expr"),
+                         ({"$nor": [near]}, "geoNear must be top-level expr"),
+                         ({"$and": [near, {"loc": {"$nearSphere": [1, 1]}}]}, "Too many geoNear expressions")):
+            with pytest.raises(MongoError) as ei:
+                list(e.find("db", "c", flt))
+            assert ei.value.code == 2 and ei.value.message == msg
+    finally:
+        e.close()
+
+
+def test_verify_build_reports_invalid_documents():
+    ix = GeoIndex(dict(SPEC))
+    ix.add({"_id": 1, "loc": [1, 2]}, b"k1")
+    ix.add({"_id": 2, "loc": {"type": "Point", "coordinates": [0, 91]}}, b"k2")
+    ix.finish_build()
+    with pytest.raises(MongoError) as ei:
+        ix.verify_build()
+    assert ei.value.code == 16755 and ei.value.message.startswith("Can't extract geo keys: { _id: 2")
+    ix.remove({}, b"k2")                       # fixed (deleted) during the build's catch-up
+    ix.verify_build()

@@ -114,6 +114,7 @@ class GeoIndex:
         self.fields = [_Field(p) for p in geo_fields(spec)]
         self.by_key: dict[bytes, list[tuple[int, int]]] = {}     # _key -> [(field no, eid)]
         self.keys: dict[int, bytes] = {}                          # eid -> _key
+        self.invalid: dict[bytes, str] = {}      # _key -> 16755 message, documents holding invalid geometry
         self._next = 0
         self._building = True
         self._bulk: list[tuple[list[int], list[float], list[float]]] = [([], [], []) for _ in self.fields]
@@ -135,8 +136,9 @@ class GeoIndex:
                 if pts is None:
                     try:
                         g = parse_stored(v)
-                    except MongoError:
-                        continue                # refused at write time; tolerated in old data
+                    except MongoError as e:     # refused at write time; tolerated in old data
+                        self.invalid.setdefault(key, f"Can't extract geo keys: {show(doc)}  {e.message}")
+                        continue
                     if g.lines or g.polygons:
                         eid = self._eid(key)
                         fld.shapes[eid] = g
@@ -168,6 +170,7 @@ class GeoIndex:
         return entries
 
     def remove(self, doc: dict, key: bytes) -> None:
+        self.invalid.pop(key, None)
         for fi, eid in self.by_key.pop(key, ()):
             fld = self.fields[fi]
             self.keys.pop(eid, None)
@@ -179,6 +182,13 @@ class GeoIndex:
             fld.points.bulk(eids, lngs, lats)
         self._bulk = []
         self._building = False
+
+    def verify_build(self, c: Any = None) -> None:
+        """Raise 16755 when the indexed documents hold a value that is not valid
+        geometry — what ``createIndexes`` answers in MongoDB (meant to be called
+        by the index manager before a new index is put in the catalog)."""
+        if self.invalid:
+            raise MongoError(16755, next(iter(self.invalid.values())))
 
     def describe(self) -> dict:
         return {"indexName": self.name, "keyPattern": dict(self.spec["key"]), "kind": "2dsphere",
@@ -269,6 +279,7 @@ def iter_near(engine: Any, c: Any, plan: Any, node: GeoNear, stats: Any) -> Iter
     """The documents matching ``plan`` nearest first, with ``geoNearDistance``
     (metres for a GeoJSON query point, radians for a legacy one) and
     ``geoNearPoint`` (the stored location) metadata."""
+    _check_top_level(plan.expr, node)
     spec = index_spec_for(c, node.path)
     if spec is None:
         raise no_index_error(c, node)
@@ -284,6 +295,21 @@ def iter_near(engine: Any, c: Any, plan: Any, node: GeoNear, stats: Any) -> Iter
     if ix is None:                      # a transaction's snapshot or a view of the past: exact scan
         return _scan_near(engine, c, plan, node, stats)
     return _index_near(engine, c, plan, node, stats, ix, ix.field(node.path))
+
+
+def _check_top_level(expr: Any, node: GeoNear) -> None:
+    """MongoDB's CanonicalQuery rules: one near predicate, at the top level (or in
+    the top-level ``$and``), never with ``$text``."""
+    from mongolake.query.filter import And, walk
+    nears = [n for n in walk(expr) if isinstance(n, GeoNear)]
+    if len(nears) > 1:
+        raise MongoError(ErrorCode.BadValue, "Too many geoNear expressions")
+    if any(getattr(n, "needs_index", None) == "text" for n in walk(expr)):
+        raise MongoError(ErrorCode.BadValue, "text and geoNear not allowed in same query")
+    def top(e: Any) -> bool:                     # reachable through $and only
+        return e is node or (isinstance(e, And) and any(top(ch) for ch in e.children))
+    if not top(expr):
+        raise MongoError(ErrorCode.BadValue, "geoNear must be top-level expr")
 
 
 def _index_near(engine, c, plan, node: GeoNear, stats, ix: GeoIndex, fld: _Field):
