@@ -139,6 +139,10 @@ def columnar_source(ctx: Ctx, pl: Any, rest: Any) -> tuple[str, list[dict]] | No
         docs = columnar.group(ctx.engine, ctx.db, ctx.arg, pl.leading_match() or {}, first.spec)
         return None if docs is None else ("group", docs)
     if first.name == "$sort" and getattr(first, "limit", None) and isinstance(first.spec, dict):
+        # an index whose order is the sort: walk it and stop after the limit
+        docs = ctx.engine.index_top_k(ctx.db, ctx.arg, pl.leading_match() or {}, first.spec, int(first.limit))
+        if docs is not None:
+            return "topK", docs
         raws = columnar.top_k(ctx.engine, ctx.db, ctx.arg, pl.leading_match() or {}, first.spec, int(first.limit))
         return None if raws is None else ("topK", [bson.decode(r, CODEC_OPTIONS) for r in raws])
     return None

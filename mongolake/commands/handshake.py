@@ -125,6 +125,7 @@ _PARAMS = {
     "authenticationMechanisms": ["SCRAM-SHA-1", "SCRAM-SHA-256"],
     "maxBSONDepth": 100,
     "internalQueryMaxBlockingSortMemoryUsageBytes": 100 * 1024 * 1024,
+    "internalDocumentSourceGroupMaxMemoryBytes": 100 * 1024 * 1024,
     "transactionLifetimeLimitSeconds": 60,
     "logLevel": 0,
     "quiet": False,
@@ -136,6 +137,7 @@ _PARAMS = {
 # parameters setParameter may change, with the type they are coerced to
 _SETTABLE = {"logLevel": int, "quiet": bool, "cursorTimeoutMillis": int, "notablescan": bool,
              "internalQueryMaxBlockingSortMemoryUsageBytes": int, "maxIndexBuildMemoryUsageMegabytes": int,
+             "internalDocumentSourceGroupMaxMemoryBytes": int,
              "transactionLifetimeLimitSeconds": int}
 _NOT_PARAMS = {"getParameter", "setParameter", "comment"}
 

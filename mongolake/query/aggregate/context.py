@@ -19,8 +19,8 @@ Optional (read with ``getattr`` so any duck-typed object works):
 
 * ``allow_disk_use`` (default True, MongoDB >= 6.0's default) — when False,
   blocking stages raise QueryExceededMemoryLimitNoDiskUseAllowed (292) past
-  ``memory_limit_bytes`` (default 100 MiB).  Spilling to disk is not
-  implemented: with True, blocking stages simply keep going in memory;
+  ``memory_limit_bytes`` (default 100 MiB); with True, ``$sort`` and
+  ``$group``-like stages spill to temporary files (``spill.py``);
 * ``write(db, coll, docs, mode)`` — ``mode="replace"``: ``$out``, the
   collection's content becomes ``docs`` (created if needed, indexes kept);
   ``mode="insert"``: insert ``docs`` (a duplicate ``_id`` raises DuplicateKey);

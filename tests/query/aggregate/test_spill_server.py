@@ -84,3 +84,16 @@ def test_set_parameter_changes_the_sort_limit(spill_server):
         client.admin.command("setParameter", 1, internalQueryMaxBlockingSortMemoryUsageBytes=100 << 20)
     with pytest.raises(OperationFailure):
         list(coll.aggregate([{"$sort": {"k": 1}}], allowDiskUse=False))
+
+
+def test_set_parameter_changes_the_group_limit(spill_server):
+    client, coll, spill = spill_server
+    pipeline = [{"$group": {"_id": "$_id", "pads": {"$push": "$pad"}}}]
+    with pytest.raises(OperationFailure) as ei:
+        list(coll.aggregate(pipeline, allowDiskUse=False))
+    assert ei.value.code == 292
+    client.admin.command("setParameter", 1, internalDocumentSourceGroupMaxMemoryBytes=10 << 20)
+    try:
+        assert len(list(coll.aggregate(pipeline, allowDiskUse=False))) == 3000
+    finally:
+        client.admin.command("setParameter", 1, internalDocumentSourceGroupMaxMemoryBytes=100 * 1024 * 1024)
