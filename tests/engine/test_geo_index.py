@@ -281,3 +281,61 @@ def test_verify_build_reports_invalid_documents():
     assert ei.value.code == 16755 and ei.value.message.startswith("Can't extract geo keys: { _id: 2")
     ix.remove({}, b"k2")                       # fixed (deleted) during the build's catch-up
     ix.verify_build()
+
+
+def test_near_during_concurrent_writes(tmp_path):
+    import threading
+    rnd = random.Random(21)
+    e = Engine(str(tmp_path / "s"), flush_interval=3600, row_group_rows=64).open()
+    try:
+        points: dict = {}
+        docs = []
+        for i in range(400):
+            d, pts = _doc(rnd, i)
+            docs.append(d)
+            points[i] = (pts, d["k"])
+        e.insert("db", "c", docs)
+        c = e.get_collection("db", "c")
+        e.set_indexes(c, c.meta.indexes + [SPEC])
+        errors: list = []
+
+        def writer():
+            wr = random.Random(22)
+            try:
+                for step in range(300):
+                    i = wr.randrange(600)
+                    if wr.random() < 0.2:
+                        e.delete("db", "c", {"_id": i})
+                        points.pop(i, None)
+                    else:
+                        d, pts = _doc(wr, i)
+                        e.update("db", "c", {"_id": i}, d, upsert=True)
+                        points[i] = (pts, d["k"])
+                    if step == 150:
+                        e.flush()
+            except Exception as exc:           # pragma: no cover - reported below
+                errors.append(exc)
+
+        def reader():
+            rr = random.Random(23)
+            try:
+                for _ in range(40):
+                    q = _pt(rr, 45.0)
+                    got = list(e.find("db", "c", {"loc": {"$near": {"$geometry": {"type": "Point",
+                                                                                   "coordinates": list(q)}}}},
+                                      as_raw=False, limit=20))
+                    dists = [get_meta(d, "geoNearDistance") for d in got]
+                    assert dists == sorted(dists)
+                    assert len({d["_id"] for d in got}) == len(got)
+            except Exception as exc:
+                errors.append(exc)
+
+        ts = [threading.Thread(target=writer), threading.Thread(target=reader)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        assert not errors, errors
+        _check(e, points, rnd, 15)
+    finally:
+        e.close()
