@@ -2,6 +2,7 @@
 commit, point reads on a flushed collection, flush time, start-up time, memory.
 
     python bench/bench_engine.py [--n 1000000] [--memory-docs 2000000] [--skip-memory]
+    python bench/bench_engine.py --only writes --repeat 3 [--sync always|interval|none]
 
 Prints one line per figure. Not a test: figures depend on the machine.
 """
@@ -49,9 +50,10 @@ def report(name: str, value: float, unit: str) -> None:
     print(f"{name:<48} {value:>14,.1f} {unit}", flush=True)
 
 
-def bench_writes(url: str, n: int) -> None:
+def bench_writes(url: str, n: int, run: int = 0) -> None:
     c = MongoClient(url)
-    coll = c.bench.writes
+    c.bench.drop_collection(f"writes{run}")
+    coll = c.bench[f"writes{run}"]
     t = time.perf_counter()
     for i in range(0, n, 1000):
         coll.insert_many([doc(j) for j in range(i, min(n, i + 1000))], ordered=False)
@@ -65,13 +67,17 @@ def bench_writes(url: str, n: int) -> None:
     per = 600
     def worker(k):
         cc = MongoClient(url)
-        col = cc.bench.writes
+        col = cc.bench[f"writes{run}"]
+        col.find_one({"_id": -1})                 # connect before the clock starts
+        ready.wait()
         for i in range(per):
             col.insert_one({"_id": f"c{k}-{i}", "v": i})
         cc.close()
+    ready = threading.Barrier(17)
     threads = [threading.Thread(target=worker, args=(k,)) for k in range(16)]
-    t = time.perf_counter()
     [th.start() for th in threads]
+    ready.wait()
+    t = time.perf_counter()
     [th.join() for th in threads]
     multi = 16 * per / (time.perf_counter() - t)
     report("insert_one, 16 clients", multi, "ops/s")
@@ -154,15 +160,23 @@ def main() -> None:
     ap.add_argument("--writes", type=int, default=100_000)
     ap.add_argument("--memory-docs", type=int, default=2_000_000)
     ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--only", choices=("writes", "reads", "memory"), help="run one group of figures")
+    ap.add_argument("--repeat", type=int, default=1, help="run the write figures this many times")
+    ap.add_argument("--sync", default="always", help="the server's --sync mode")
     a = ap.parse_args()
+    print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores", flush=True)
     with tempfile.TemporaryDirectory() as d:
-        srv = ServerProcess(os.path.join(d, "lake")).start()
-        try:
-            bench_writes(srv.url, a.writes)
-            bench_reads(srv, a.n)
-        finally:
-            srv.stop()
-        if not a.skip_memory:
+        if a.only in (None, "writes", "reads"):
+            srv = ServerProcess(os.path.join(d, "lake"), extra=["--sync", a.sync]).start()
+            try:
+                if a.only in (None, "writes"):
+                    for r in range(a.repeat):
+                        bench_writes(srv.url, a.writes, r)
+                if a.only in (None, "reads"):
+                    bench_reads(srv, a.n)
+            finally:
+                srv.stop()
+        if not a.skip_memory and a.only in (None, "memory"):
             bench_memory(os.path.join(d, "mem"), a.memory_docs)
 
 

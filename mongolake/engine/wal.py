@@ -5,10 +5,18 @@ Segments ``wal-<first seq:020d>.log`` in a local folder hold records::
     [u32 payload length][u32 crc32c(payload)][payload]
 
 A writer appends under a lock (a plain ``write`` into the page cache) and gets
-its record's sequence number; durability is a separate step: one background
-thread fsyncs whatever has been written and releases every waiter up to that
-point, so concurrent writers share one fsync (group commit). A torn or corrupt
-tail record (short length, bad checksum) ends replay and is truncated away.
+its record's sequence number; durability is a separate step: one fsync covers
+whatever has been written and releases every waiter up to that point, so
+concurrent writers share one fsync (group commit). A torn or corrupt tail record
+(short length, bad checksum) ends replay and is truncated away.
+
+Who fsyncs: writes made on the server's event-loop thread are synced by a
+callback on that loop (scheduled once per loop iteration, so it runs after every
+request that was ready has appended: the group), as long as fsyncs are fast
+(moving average under ``LOOP_FSYNC_MAX``); this avoids two thread hand-offs
+(and their GIL waits) per write. Writes from other threads, and every write once
+fsyncs get slow, are synced by a background thread instead, so a slow disk never
+stalls the event loop for long.
 
 Sync modes: ``always`` (default: acknowledge after fsync), ``interval``
 (acknowledge at once, fsync every ``interval`` seconds), ``none`` (never fsync;
@@ -21,6 +29,7 @@ import logging
 import os
 import struct
 import threading
+import time
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -31,12 +40,19 @@ log = logging.getLogger("mongolake.wal")
 _HDR = struct.Struct("<II")
 MAX_RECORD = 1 << 30
 SYNC_MODES = ("always", "interval", "none")
+LOOP_FSYNC_MAX = 0.002      # seconds: fsyncs this fast (moving average) run on the event loop
 
 
-@dataclass
+@dataclass(slots=True)
 class _Waiter:
     seq: int
-    fn: Callable[[], None]
+    fut: asyncio.Future
+    loop: asyncio.AbstractEventLoop
+
+
+def _resolve(fut: asyncio.Future) -> None:
+    if not fut.done():
+        fut.set_result(None)
 
 
 class WriteAheadLog:
@@ -48,7 +64,13 @@ class WriteAheadLog:
         self.interval = interval
         os.makedirs(directory, exist_ok=True)
         self._lock = threading.Lock()
-        self._cond = threading.Condition(self._lock)
+        self._cond = threading.Condition(self._lock)          # wakes the sync thread
+        self._durable = threading.Condition(self._lock)       # wakes blocking waiters (wait_durable)
+        self._loop: asyncio.AbstractEventLoop | None = None   # the event loop that syncs its own writes
+        self._loop_pending = False
+        self.fsync_avg = 0.0        # moving average of fsync durations (seconds)
+        self.loop_fsyncs = 0        # fsyncs made by the event loop (the rest: the sync thread)
+        self._blocked = 0           # threads inside wait_durable
         self._fd: int | None = None
         self._segment_first: int = 0
         self._last_seq = 0          # last appended
@@ -158,7 +180,13 @@ class WriteAheadLog:
             if self.sync == "none":
                 self._synced_seq = self._last_seq
             elif self.sync == "always":
-                self._cond.notify_all()
+                loop = self._loop
+                if loop is not None and self.fsync_avg < LOOP_FSYNC_MAX and _running_loop() is loop:
+                    if not self._loop_pending:
+                        self._loop_pending = True
+                        loop.call_soon(self._loop_sync)
+                else:
+                    self._cond.notify_all()
             return self._last_seq
 
     def rotate(self) -> int:
@@ -193,38 +221,88 @@ class WriteAheadLog:
         if self.sync != "always":
             return
         with self._lock:
-            self._cond.notify_all()
-            while self._synced_seq < seq:
-                if self._closed:
-                    raise RuntimeError("WAL closed before the write became durable")
-                if not self._cond.wait(timeout):
-                    raise TimeoutError("WAL sync timed out")
+            if self._synced_seq < seq:
+                self._cond.notify_all()
+            self._blocked += 1
+            try:
+                while self._synced_seq < seq:
+                    if self._closed:
+                        raise RuntimeError("WAL closed before the write became durable")
+                    if not self._durable.wait(timeout):
+                        raise TimeoutError("WAL sync timed out")
+            finally:
+                self._blocked -= 1
 
     def durable_future(self, seq: int, loop: asyncio.AbstractEventLoop) -> asyncio.Future | None:
         """A future completed (on ``loop``) when ``seq`` is durable; None if it already is."""
         if self.sync != "always" or self._synced_seq >= seq:
             return None
+        on_loop = _running_loop() is loop
+        if on_loop and self._loop is not loop:
+            self._loop = loop               # the server's loop: its own writes are synced on it
+            self._loop_pending = False
         fut = loop.create_future()
-
-        def done() -> None:
-            if not fut.done():
-                fut.set_result(None)
-
         with self._lock:
             if self._synced_seq >= seq:
                 return None
-            self._waiters.append(_Waiter(seq, lambda: loop.call_soon_threadsafe(done)))
-            self._cond.notify_all()
+            self._waiters.append(_Waiter(seq, fut, loop))
+            if on_loop and self.fsync_avg < LOOP_FSYNC_MAX:
+                if not self._loop_pending:
+                    self._loop_pending = True
+                    loop.call_soon(self._loop_sync)
+            else:
+                self._cond.notify_all()
         return fut
 
     def _release_waiters_locked(self) -> None:
-        if not self._waiters:
+        if self._blocked:
+            self._durable.notify_all()
+        waiters = self._waiters
+        if not waiters:
             return
-        ready = [w for w in self._waiters if w.seq <= self._synced_seq]
+        synced = self._synced_seq
+        ready: list[_Waiter] = []
+        keep: list[_Waiter] = []
+        for w in waiters:
+            (ready if w.seq <= synced else keep).append(w)
+        self._waiters = keep
         if ready:
-            self._waiters = [w for w in self._waiters if w.seq > self._synced_seq]
+            here = _running_loop()
             for w in ready:
-                w.fn()
+                if w.loop is here:
+                    _resolve(w.fut)
+                else:
+                    try:
+                        w.loop.call_soon_threadsafe(_resolve, w.fut)
+                    except RuntimeError:    # that loop is closed: nobody waits any more
+                        pass
+
+    def _note_fsync(self, seconds: float) -> None:
+        self.fsyncs += 1
+        self.fsync_avg += (seconds - self.fsync_avg) * 0.2
+
+    def _loop_sync(self) -> None:
+        """Group commit on the event loop: fsync what its requests appended, release them."""
+        self._loop_pending = False
+        with self._lock:
+            if self._closed or self._fd is None:
+                return
+            target = self._last_seq
+            fd = self._fd
+        if target > self._synced_seq:
+            t0 = time.perf_counter()
+            try:
+                os.fsync(fd)
+            except OSError:     # rotated & closed concurrently: rotate fsynced it already
+                pass
+            self._note_fsync(time.perf_counter() - t0)
+            self.loop_fsyncs += 1
+        with self._lock:
+            if target > self._synced_seq:
+                self._synced_seq = target
+            self._release_waiters_locked()
+        for fn in self.on_sync:
+            fn(target)
 
     def _sync_loop(self) -> None:
         while True:
@@ -239,16 +317,16 @@ class WriteAheadLog:
                 target = self._last_seq
                 fd = self._fd
             if target > self._synced_seq and fd is not None:
+                t0 = time.perf_counter()
                 try:
                     os.fsync(fd)
                 except OSError:   # rotated & closed concurrently: rotate fsynced it already
                     pass
-                self.fsyncs += 1
+                self._note_fsync(time.perf_counter() - t0)
             with self._lock:
                 if target > self._synced_seq:
                     self._synced_seq = target
                 self._release_waiters_locked()
-                self._cond.notify_all()
             for fn in self.on_sync:
                 fn(target)
 
@@ -265,5 +343,13 @@ class WriteAheadLog:
                 self._fd = None
             self._closed = True
             self._cond.notify_all()
+            self._durable.notify_all()
         if self._thread is not None:
             self._thread.join(timeout=5)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
