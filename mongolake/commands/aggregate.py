@@ -49,17 +49,39 @@ class EngineContext:
     def write(self, db: str, coll: str, docs: list[dict], mode: str = "insert") -> None:
         """$out (mode 'replace': the collection becomes ``docs``) and $merge ('insert' batches)."""
         if mode == "replace":
-            self.engine.drop_collection(db, coll)
-            if docs:
-                res = self.engine.insert(db, coll, docs, ordered=True)
-                if res.errors:
-                    raise res.errors[0][1]
-            else:
-                self.engine.create_collection(db, coll, exist_ok=True)
+            self._replace(db, coll, docs)
             return
         res = self.engine.insert(db, coll, docs, ordered=True)
         if res.errors:
             raise res.errors[0][1]
+
+    def _replace(self, db: str, coll: str, docs: list[dict]) -> None:
+        """$out as MongoDB runs it: the documents go into a temporary collection
+        created with the target's options, table format and indexes, which then
+        replaces the target by a rename (dropTarget). A failure part-way (e.g. a
+        duplicate key in a unique index) leaves the target as it was."""
+        import uuid as _uuid
+
+        eng = self.engine
+        target = eng.get_collection(db, coll)
+        tmp = f"tmp.agg_out.{_uuid.uuid4().hex}"
+        if target is not None:
+            meta = target.meta
+            c = eng.create_collection(db, tmp, dict(meta.options), table_format=meta.format)
+            extra = [ix for ix in meta.indexes if ix.get("name") != "_id_"]
+            if extra:
+                eng.set_indexes(c, list(c.meta.indexes) + [dict(ix) for ix in extra])
+        else:
+            eng.create_collection(db, tmp)
+        try:
+            if docs:
+                res = eng.insert(db, tmp, docs, ordered=True)
+                if res.errors:
+                    raise res.errors[0][1]
+            eng.rename_collection(db, tmp, db, coll, drop_target=True)
+        except BaseException:
+            eng.drop_collection(db, tmp)
+            raise
 
     def find_one(self, db: str, coll: str, filter: dict) -> dict | None:
         for d in self.engine.find(db, coll, filter, limit=1, as_raw=False):

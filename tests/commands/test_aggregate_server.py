@@ -170,9 +170,11 @@ def test_out_writes_a_table_of_the_server_format(orders, db, client, table_forma
     st = _stats(db, "per_cust")
     assert st["format"] == table_format and st["files"] >= 1 and st["memtableDocuments"] == 0
     assert {d["_id"]: d["qty"] for d in db.per_cust.find({"qty": {"$gte": 0}})} == want
-    # $out again replaces the whole collection
+    # $out again replaces the whole collection, keeping its indexes (as MongoDB does)
+    db.per_cust.create_index("qty", name="by_qty")
     coll.aggregate([{"$match": {"item": "fig"}}, {"$project": {"qty": 1}}, {"$out": "per_cust"}])
     assert sorted(d["_id"] for d in db.per_cust.find()) == [d["_id"] for d in docs if d["item"] == "fig"]
+    assert "by_qty" in db.per_cust.index_information()
     other = client[db.name + "_o"]
     client.drop_database(other.name)
     coll.aggregate([{"$match": {"_id": {"$lt": 3}}}, {"$out": {"db": other.name, "coll": "copy"}}])
@@ -255,3 +257,26 @@ def test_cursor_batches_sample_documents_and_explain(orders, db):
     out = list(coll.aggregate([{"$match": {"day": {"$gte": datetime(2024, 2, 1, tzinfo=timezone.utc)}}},
                                {"$group": {"_id": None, "first": {"$min": "$day"}}}]))
     assert [_utc(o["first"]) for o in out] == [min(d["day"] for d in docs if d["day"] >= datetime(2024, 2, 1))]
+
+
+def test_out_keeps_the_target_format_options_and_is_all_or_nothing(orders, db, table_format):
+    coll, docs = orders
+    other_fmt = "iceberg" if table_format == "delta" else "delta"
+    db.drop_collection("kept")
+    db.create_collection("kept", tableFormat=other_fmt, validator={"qty": {"$gte": 0}})
+    db.kept.create_index("item", unique=True, name="one_per_item")
+    db.kept.insert_one({"_id": "old", "item": "old", "qty": 1})
+    items = sorted({d["item"] for d in docs})
+    coll.aggregate([{"$group": {"_id": "$item", "item": {"$first": "$item"}, "qty": {"$sum": "$qty"}}},
+                    {"$out": "kept"}])
+    assert sorted(d["item"] for d in db.kept.find()) == items
+    assert _stats(db, "kept")["format"] == other_fmt
+    info = db.command("listCollections", filter={"name": "kept"})["cursor"]["firstBatch"][0]
+    assert info["options"].get("validator") == {"qty": {"$gte": 0}}
+    assert db.kept.index_information()["one_per_item"]["unique"] is True
+    # a duplicate in the unique index fails the $out and leaves the target untouched
+    with pytest.raises(OperationFailure) as ei:
+        coll.aggregate([{"$project": {"item": 1}}, {"$out": "kept"}])
+    assert ei.value.code == 11000
+    assert sorted(d["item"] for d in db.kept.find()) == items
+    assert not [n for n in db.list_collection_names() if n.startswith("tmp.agg_out")]
