@@ -74,11 +74,14 @@ del _R
 # :func:`required` from their arguments.
 COMMAND_ACTIONS: dict[str, tuple[str, str]] = {
     **{c: ("db", READ) for c in ("find", "getMore", "count", "distinct", "killCursors", "aggregate", "explain",
-                                 "listSearchIndexes", "mapReduce")},
+                                 "listSearchIndexes", "mapReduce", "findDeleted")},
     **{c: ("db", META) for c in ("listCollections", "listIndexes", "collStats", "dbStats", "dataSize")},
-    **{c: ("db", WRITE) for c in ("insert", "update", "delete", "findAndModify", "findandmodify")},
-    **{c: ("db", DDL) for c in ("create", "drop", "createIndexes", "dropIndexes", "deleteIndexes")},
-    **{c: ("db", DBADMIN) for c in ("collMod", "compact", "validate", "profile", "dropDatabase", "reIndex")},
+    **{c: ("db", WRITE) for c in ("insert", "update", "delete", "findAndModify", "findandmodify",
+                                  "restoreDeleted")},
+    **{c: ("db", DDL) for c in ("create", "drop", "createIndexes", "dropIndexes", "deleteIndexes",
+                                "createSearchIndexes", "updateSearchIndex", "dropSearchIndex")},
+    **{c: ("db", DBADMIN) for c in ("collMod", "compact", "validate", "profile", "dropDatabase", "reIndex",
+                                    "purgeDeleted")},
     **{c: ("db", USERADMIN) for c in ("createUser", "updateUser", "dropUser", "dropAllUsersFromDatabase",
                                       "grantRolesToUser", "revokeRolesFromUser")},
     **{c: ("cluster", MONITOR) for c in ("serverStatus", "currentOp", "getLog", "hostInfo", "getParameter",

@@ -295,3 +295,26 @@ def test_warning_when_listening_beyond_loopback_without_auth(tmp_path):
         assert "WARNING: Access control is not enabled" in srv.log()
     finally:
         srv.stop()
+
+
+def test_soft_delete_and_search_index_commands_follow_the_roles(server, admin):
+    admin.app.create_collection("soft", softDelete=True)
+    admin.app.soft.insert_many([{"_id": 1}, {"_id": 2}])
+    admin.app.soft.delete_one({"_id": 1})
+    search = {"name": "vec", "type": "vectorSearch",
+              "definition": {"fields": [{"type": "vector", "path": "v", "numDimensions": 2, "similarity": "cosine"}]}}
+    with connect(server, "reader", "reader-pw", "app") as c:
+        assert c.app.command("findDeleted", "soft")["cursor"]["firstBatch"] == [{"_id": 1}]
+        for cmd in ({"restoreDeleted": "soft"}, {"purgeDeleted": "soft"},
+                    {"createSearchIndexes": "soft", "indexes": [search]}):
+            with pytest.raises(OperationFailure) as e:
+                c.app.command(cmd)
+            assert e.value.code == 13
+    with connect(server, "writer", "writer-pw", "app") as c:
+        c.app.command("restoreDeleted", "soft")
+        assert c.app.soft.count_documents({}) == 2
+        with pytest.raises(OperationFailure) as e:     # permanent removal is a dbAdmin action
+            c.app.command("purgeDeleted", "soft")
+        assert e.value.code == 13
+        c.app.command("createSearchIndexes", "soft", indexes=[search])
+        c.app.command("dropSearchIndex", "soft", name="vec")

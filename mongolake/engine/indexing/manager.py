@@ -42,8 +42,11 @@ def indexable(spec: dict) -> bool:
     """A B-tree style spec this module maintains (not ``_id_``: the table's own key)."""
     if spec.get("name") == "_id_":
         return False
+    key = spec.get("key")
+    if not key or special_kind(spec):           # search-index definitions, text, 2dsphere
+        return False
     return all((v in INDEXABLE) or (isinstance(v, (int, float)) and not isinstance(v, bool) and v != 0)
-               for v in spec["key"].values())
+               for v in key.values())
 
 
 class CollectionIndexes:
