@@ -15,6 +15,12 @@ Statistics conventions (shared by every format):
 * ``min_values``/``max_values`` hold Python values (int, float, str, bool, bytes,
   ``datetime`` in UTC). A column may have a null count but no min/max (all nulls,
   or a type the format cannot express).
+
+Position deletes (formats with ``Table.supports_position_deletes``): a data file may
+come with ``DataFile.deletes``, the sorted 0-based row positions of the file that are
+deleted. Readers must skip those rows; ``num_records`` and the statistics still
+describe the whole physical file (a superset of its live rows, so pruning on them
+stays correct); ``live_records`` is what remains.
 """
 from __future__ import annotations
 
@@ -60,6 +66,11 @@ class DataFile:
     null_count: dict[str, int] = field(default_factory=dict)
     modification_time: int = 0                  # ms since the epoch
     tags: dict[str, str] = field(default_factory=dict)   # free-form, persisted where the format can
+    deletes: tuple[int, ...] = ()               # deleted row positions (sorted), see the module doc
+
+    @property
+    def live_records(self) -> int:
+        return self.num_records - len(self.deletes)
 
 
 @dataclass(frozen=True)
@@ -76,7 +87,7 @@ class Snapshot:
 
     @property
     def num_records(self) -> int:
-        return sum(f.num_records for f in self.files)
+        return sum(f.live_records for f in self.files)
 
     @property
     def size_bytes(self) -> int:
@@ -96,6 +107,9 @@ class Table(ABC):
     one process may commit from several threads (commits serialise on the log)."""
 
     format_name: str = ""
+    # whether ``commit`` accepts ``position_deletes={data file path: [row positions]}``
+    # (rows of live files deleted without rewriting them; see ``DataFile.deletes``)
+    supports_position_deletes: bool = False
 
     def __init__(self, storage: StorageBackend, root: str):
         self.storage = storage

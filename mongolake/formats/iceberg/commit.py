@@ -27,13 +27,14 @@ import pyarrow as pa
 
 from mongolake.formats.base import CommitConflictError, DataFile, TableError
 
-from .manifest import (ADDED, DELETED, EXISTING, ManifestFile, RawEntry, summarize, write_manifest,
+from .deletes import DeleteFile, delete_record, referenced_uri
+from .manifest import (ADDED, CONTENT_DATA, CONTENT_DELETES, DELETED, EXISTING, ManifestFile, RawEntry, summarize, write_manifest,
                        write_manifest_list)
 from .metadata import (APP_PREFIX, ENGINE, METADATA_DIR, app_versions, current_schema, props_bool, props_int,
                        snapshots_sorted)
 from .schema import (IdAssigner, SchemaEvolutionError, arrow_to_iceberg, check_evolution, field_ids,
                      iceberg_to_arrow, max_field_id, merge_arrow, same_schema, stats_leaves)
-from .state import TableState
+from .state import Live, TableState
 from .values import encode_value
 
 if TYPE_CHECKING:
@@ -64,6 +65,7 @@ class Intent:
     operation: str = "WRITE"
     info: dict[str, Any] = field(default_factory=dict)
     read_version: int | None = None
+    position_deletes: Sequence[DeleteFile] = ()       # delete files already written, one per data file
     schema_changed_concurrently: bool = False
 
 
@@ -110,7 +112,7 @@ def file_record(f: DataFile, uri: str, schema: dict) -> dict:
 def _iceberg_operation(intent: Intent) -> str:
     if intent.operation.upper() in NO_DATA_CHANGE:
         return "replace"
-    if intent.removes:
+    if intent.removes or intent.position_deletes:
         return "overwrite" if intent.adds else "delete"
     return "append"
 
@@ -128,21 +130,46 @@ def _totals(base: TableState) -> tuple[int, int, int]:
         return len(files), sum(f.num_records for f in files), sum(f.size for f in files)
 
 
-def _summary(intent: Intent, base: TableState) -> dict[str, str]:
+def _delete_totals(base: TableState) -> tuple[int, int]:
+    """(delete files, position deletes) of the base snapshot."""
+    snap = base.head.snapshot
+    if snap is None:
+        return 0, 0
+    s = snap.get("summary") or {}
+    try:
+        return int(s["total-delete-files"]), int(s["total-position-deletes"])
+    except (KeyError, TypeError, ValueError):
+        ds = [lv.file for lv in base.head.deletes.values()]
+        return len(ds), sum(f.num_records for f in ds)
+
+
+def _summary(intent: Intent, base: TableState, dropped: Sequence[Live] = ()) -> dict[str, str]:
     s: dict[str, str] = {"operation": _iceberg_operation(intent)}
     stats = {"added-data-files": len(intent.adds), "deleted-data-files": len(intent.removes),
              "added-records": sum(f.num_records for f in intent.adds),
              "deleted-records": sum(f.num_records for f in intent.removes),
              "added-files-size": sum(f.size for f in intent.adds),
              "removed-files-size": sum(f.size for f in intent.removes)}
+    added_pd = sum(len(d.positions) for d in intent.position_deletes)
+    removed_pd = sum(lv.file.num_records for lv in dropped)
+    dstats = {"added-delete-files": len(intent.position_deletes),
+              "added-position-delete-files": len(intent.position_deletes), "added-position-deletes": added_pd,
+              "removed-delete-files": len(dropped), "removed-position-delete-files": len(dropped),
+              "removed-position-deletes": removed_pd}
+    stats["added-files-size"] += sum(d.file.size for d in intent.position_deletes)
+    stats["removed-files-size"] += sum(lv.file.size for lv in dropped)
     s.update({k: str(v) for k, v in stats.items() if v})
+    s.update({k: str(v) for k, v in dstats.items() if v})
+    total_dfiles, total_pd = _delete_totals(base)
+    total_dfiles += len(intent.position_deletes) - len(dropped)
+    total_pd += added_pd - removed_pd
     files, records, size = _totals(base)
     files += stats["added-data-files"] - stats["deleted-data-files"]
     records += stats["added-records"] - stats["deleted-records"]
     size += stats["added-files-size"] - stats["removed-files-size"]
     s.update({"total-data-files": str(files), "total-records": str(records),
-              "total-files-size": str(size), "total-delete-files": "0",
-              "total-position-deletes": "0", "total-equality-deletes": "0",
+              "total-files-size": str(size), "total-delete-files": str(total_dfiles),
+              "total-position-deletes": str(total_pd), "total-equality-deletes": "0",
               "mongolake.engine": ENGINE, OPERATION_KEY: intent.operation})
     if intent.info:
         params = {str(k): v if isinstance(v, str) else json.dumps(v, default=str) for k, v in intent.info.items()}
@@ -209,27 +236,40 @@ def build_commit(table: "IcebergTable", intent: Intent, base: TableState, snapsh
         if f.path not in head.live:
             raise CommitConflictError(f"file {f.path!r} is no longer part of the table (version {head.seq}): "
                                       f"it was removed by a concurrent commit or never committed")
+    removed_paths = {f.path for f in intent.removes}
+    for d in intent.position_deletes:
+        lv = head.live.get(d.data_path)
+        if lv is None or d.data_path in removed_paths or lv.entry.data_file["file_path"] != d.data_uri:
+            raise CommitConflictError(f"file {d.data_path!r} is no longer part of the table (version {head.seq}): "
+                                      f"its rows cannot be deleted by position")
+    removed_uris = {head.live[p].entry.data_file["file_path"] for p in removed_paths}
+    dropped = {p: lv for p, lv in head.deletes.items() if referenced_uri(lv.entry.data_file) in removed_uris}
     new_schema, last_column_id = _new_schema(table, intent, md)
     schema = new_schema if new_schema is not None else current_schema(md)
     seq = int(md.get("last-sequence-number", 0)) + 1
-    built = Built(metadata={}, base=base, removed=frozenset(f.path for f in intent.removes))
+    built = Built(metadata={}, base=base, removed=frozenset(removed_paths | set(dropped)))
     tag = uuid.uuid4().hex
 
-    def write(entries: list[RawEntry], k: int) -> ManifestFile:
+    def write(entries: list[RawEntry], k: int, content: int = CONTENT_DATA) -> ManifestFile:
         rel = f"{METADATA_DIR}/{tag}-m{k}.avro"
-        data = write_manifest(entries, schema, new_snapshot_id=snapshot_id)
+        data = write_manifest(entries, schema, new_snapshot_id=snapshot_id, content=content)
         table.storage.write(table.storage_path(rel), data)
         built.written.append(table.storage_path(rel))
         built.manifests.append((table.uri(rel), entries))
-        return summarize(table.uri(rel), len(data), entries, sequence_number=seq, snapshot_id=snapshot_id)
+        return summarize(table.uri(rel), len(data), entries, sequence_number=seq, snapshot_id=snapshot_id,
+                         content=content)
 
     new_list: list[ManifestFile] = []
     if intent.adds:
         entries = [RawEntry(ADDED, snapshot_id, seq, seq, file_record(f, table.uri(f.path), schema),
                             int(f.modification_time), dict(f.tags)) for f in intent.adds]
         new_list.append(write(entries, len(new_list)))
-    removed = {f.path for f in intent.removes}
-    affected = {head.live[p].manifest for p in removed}
+    if intent.position_deletes:
+        entries = [RawEntry(ADDED, snapshot_id, seq, seq, delete_record(d, table.uri(d.file.path)),
+                            int(d.file.modification_time)) for d in intent.position_deletes]
+        new_list.append(write(entries, len(new_list), CONTENT_DELETES))
+    removed = removed_paths | set(dropped)
+    affected = {head.live[p].manifest for p in removed_paths} | {lv.manifest for lv in dropped.values()}
     carried: list[ManifestFile] = []
     for mf in head.manifests:
         if mf.path in affected:
@@ -244,18 +284,25 @@ def build_commit(table: "IcebergTable", intent: Intent, base: TableState, snapsh
                 else:
                     out.append(RawEntry(EXISTING, e.snapshot_id, e.sequence_number, e.file_sequence_number,
                                         e.data_file, e.mtime, e.tags))
-            new_list.append(write(out, len(new_list)))
+            new_list.append(write(out, len(new_list), mf.content))
         elif mf.live_files > 0:
             carried.append(mf)              # manifests holding only deletions of older snapshots are dropped
-    if props_bool(md, MERGE_ENABLED, True) and len(carried) >= props_int(md, MERGE_MIN_COUNT,
-                                                                         DEFAULT_MERGE_MIN_COUNT) > 1:
-        merged: list[RawEntry] = []
-        for mf in carried:
-            raw, _ = table.cache.entries(mf, head.schema_json, md["location"], table.location)
-            merged.extend(RawEntry(EXISTING, e.snapshot_id, e.sequence_number, e.file_sequence_number,
-                                   e.data_file, e.mtime, e.tags) for e in raw if e.status != DELETED)
-        merged.sort(key=lambda e: e.sequence_number)
-        carried = [write(merged, len(new_list))]
+    if props_bool(md, MERGE_ENABLED, True):
+        min_count = props_int(md, MERGE_MIN_COUNT, DEFAULT_MERGE_MIN_COUNT)
+        out_carried: list[ManifestFile] = []
+        for content in (CONTENT_DATA, CONTENT_DELETES):       # data and delete manifests never mix
+            group = [mf for mf in carried if mf.content == content]
+            if len(group) >= min_count > 1:
+                merged: list[RawEntry] = []
+                for mf in group:
+                    raw, _ = table.cache.entries(mf, head.schema_json, md["location"], table.location)
+                    merged.extend(RawEntry(EXISTING, e.snapshot_id, e.sequence_number, e.file_sequence_number,
+                                           e.data_file, e.mtime, e.tags) for e in raw if e.status != DELETED)
+                merged.sort(key=lambda e: e.sequence_number)
+                out_carried.append(write(merged, len(new_list) + len(out_carried), content))
+            else:
+                out_carried.extend(group)
+        carried = out_carried
     manifests = new_list + carried
 
     rel_list = f"{METADATA_DIR}/snap-{snapshot_id}-{attempt}-{tag}.avro"
@@ -266,7 +313,7 @@ def build_commit(table: "IcebergTable", intent: Intent, base: TableState, snapsh
     built.manifest_list = (table.uri(rel_list), manifests)
 
     snap: dict[str, Any] = {"snapshot-id": snapshot_id, "sequence-number": seq, "timestamp-ms": ts,
-                            "manifest-list": table.uri(rel_list), "summary": _summary(intent, base),
+                            "manifest-list": table.uri(rel_list), "summary": _summary(intent, base, list(dropped.values())),
                             "schema-id": schema.get("schema-id", 0)}
     if parent is not None:
         snap["parent-snapshot-id"] = parent
@@ -331,9 +378,9 @@ def check_read_version(intent: Intent, base: TableState) -> None:
     if any(v not in snaps for v in range(rv + 1, base.head.seq + 1)) or (rv > 0 and rv not in snaps):
         raise CommitConflictError(f"commits after read_version {rv} are no longer available to check for "
                                   f"conflicts")
-    for f in intent.removes:
-        if f.path not in base.head.live:
-            raise CommitConflictError(f"file {f.path!r} was removed by a concurrent commit after version {rv}")
+    for path in [f.path for f in intent.removes] + [d.data_path for d in intent.position_deletes]:
+        if path not in base.head.live:
+            raise CommitConflictError(f"file {path!r} was removed by a concurrent commit after version {rv}")
     if intent.app_id is not None:
         before = app_versions(snaps.get(rv)).get(intent.app_id)
         if before != app_versions(base.head.snapshot).get(intent.app_id):

@@ -115,6 +115,7 @@ def vacuum(table: "IcebergTable", *, retention_seconds: float, dry_run: bool) ->
         snap = state.head if s["snapshot-id"] == state.head.snapshot_id else build_snap_state(
             md, s, table.cache, md["location"], table.location)
         keep.update(table.storage_path(p) for p in snap.live)
+        keep.update(table.storage_path(p) for p in snap.deletes)
         for c in json.loads((s.get("summary") or {}).get(CHANGES_KEY, "[]")):
             keep.add(table.storage_path(c["path"]))
     logged = {find_metadata_version(e.get("metadata-file", "")) for e in md.get("metadata-log") or []}

@@ -138,7 +138,8 @@ def _avro(schema: Any, records: Iterable[dict], metadata: dict[str, str]) -> byt
     return buf.getvalue()
 
 
-def write_manifest(entries: Iterable[RawEntry], schema_json: dict, *, new_snapshot_id: int) -> bytes:
+def write_manifest(entries: Iterable[RawEntry], schema_json: dict, *, new_snapshot_id: int,
+                   content: int = CONTENT_DATA) -> bytes:
     """A manifest file. Entries ADDED by ``new_snapshot_id`` get null sequence numbers
     (inherited from the manifest list entry); every other entry keeps explicit ones."""
     records = []
@@ -158,7 +159,8 @@ def write_manifest(entries: Iterable[RawEntry], schema_json: dict, *, new_snapsh
             files_meta[e.data_file["file_path"]] = meta
     header = {"schema": json.dumps(schema_json, separators=(",", ":")),
               "schema-id": str(schema_json.get("schema-id", 0)),
-              "partition-spec": "[]", "partition-spec-id": "0", "format-version": "2", "content": "data"}
+              "partition-spec": "[]", "partition-spec-id": "0", "format-version": "2",
+              "content": "data" if content == CONTENT_DATA else "deletes"}
     if files_meta:
         header[FILES_META_KEY] = json.dumps(files_meta, separators=(",", ":"))
     return _avro(MANIFEST_ENTRY_SCHEMA, records, header)
@@ -189,7 +191,7 @@ def read_manifest(data: bytes, mf: ManifestFile) -> list[RawEntry]:
 
 
 def summarize(path: str, length: int, entries: list[RawEntry], *, sequence_number: int,
-              snapshot_id: int) -> ManifestFile:
+              snapshot_id: int, content: int = CONTENT_DATA) -> ManifestFile:
     """The manifest list entry of a manifest written by snapshot ``snapshot_id``."""
     counts = {ADDED: [0, 0], EXISTING: [0, 0], DELETED: [0, 0]}
     seqs = []
@@ -200,7 +202,7 @@ def summarize(path: str, length: int, entries: list[RawEntry], *, sequence_numbe
         if e.status != DELETED:
             seqs.append(sequence_number if e.status == ADDED and e.snapshot_id == snapshot_id
                         else e.sequence_number)
-    return ManifestFile(path=path, length=length, content=CONTENT_DATA, sequence_number=sequence_number,
+    return ManifestFile(path=path, length=length, content=content, sequence_number=sequence_number,
                         min_sequence_number=min(seqs, default=sequence_number), added_snapshot_id=snapshot_id,
                         added_files=counts[ADDED][0], existing_files=counts[EXISTING][0],
                         deleted_files=counts[DELETED][0], added_rows=counts[ADDED][1],

@@ -8,14 +8,18 @@ commit reads only the new manifest list and the new manifests.
 """
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from mongolake.formats.base import DataFile, Snapshot, TableError
 from mongolake.storage import StorageBackend
 
+from .deletes import CONTENT_POSITION_DELETES, read_positions, referenced_uri
 from .manifest import CONTENT_DATA, DELETED, ManifestFile, RawEntry, read_manifest, read_manifest_list
 from .metadata import (app_versions, current_schema, join, relativize, schema_by_id, sequence_of)
 from .schema import iceberg_to_arrow, leaves_by_id
@@ -80,6 +84,7 @@ class ManifestCache:
         self.root = root
         self._manifests: OrderedDict[str, tuple[list[RawEntry], list[DataFile]]] = OrderedDict()
         self._lists: OrderedDict[str, list[ManifestFile]] = OrderedDict()
+        self._positions: OrderedDict[str, dict[str, np.ndarray]] = OrderedDict()
         self._max_manifests = max_manifests
         self._max_lists = max_lists
         self._lock = threading.Lock()
@@ -109,6 +114,21 @@ class ManifestCache:
         with self._lock:
             self._put(self._lists, uri, manifests, self._max_lists)
 
+    def positions(self, uri: str, location: str, actual_location: str) -> dict[str, np.ndarray]:
+        """The rows of a position delete file: ``{data file location: positions}``."""
+        with self._lock:
+            hit = self._positions.get(uri)
+            if hit is not None:
+                self._positions.move_to_end(uri)
+                return hit
+        got = read_positions(self.storage.read(self.storage_path(uri, location, actual_location)))
+        self.put_positions(uri, got)
+        return got
+
+    def put_positions(self, uri: str, positions: dict[str, np.ndarray]) -> None:
+        with self._lock:
+            self._put(self._positions, uri, positions, self._max_manifests)
+
     def entries(self, mf: ManifestFile, schema: dict, location: str, actual_location: str
                 ) -> tuple[list[RawEntry], list[DataFile]]:
         with self._lock:
@@ -134,6 +154,8 @@ class SnapState:
     snapshot: dict | None
     manifests: list[ManifestFile]
     live: dict[str, Live]              # relative path -> Live, ordered by data sequence number
+    deletes: dict[str, Live] = field(default_factory=dict)      # position delete files by relative path
+    file_deletes: dict[str, tuple[int, ...]] = field(default_factory=dict)   # data path -> deleted rows
     _snap: Snapshot | None = field(default=None, repr=False)
 
     @property
@@ -160,7 +182,8 @@ class SnapState:
         if self._snap is None:
             self._snap = Snapshot(
                 version=self.seq, timestamp_ms=self.timestamp_ms, schema=iceberg_to_arrow(self.schema_json),
-                files=tuple(lv.file for lv in self.live.values()),
+                files=tuple(dataclasses.replace(lv.file, deletes=self.file_deletes[p]) if p in self.file_deletes
+                            else lv.file for p, lv in self.live.items()),
                 properties=dict(self.metadata.get("properties") or {}),
                 app_versions=app_versions(self.snapshot), snapshot_id=self.snapshot_id)
         return self._snap
@@ -193,36 +216,76 @@ def build_snap_state(md: dict, snap: dict | None, cache: ManifestCache, location
     schema = schema_by_id(md, snap.get("schema-id", md.get("current-schema-id")))
     manifests = cache.manifest_list(snap["manifest-list"], location, actual_location)
     found: list[tuple[int, int, str, Live]] = []
+    deletes: dict[str, Live] = {}
     order = 0
     for mf in manifests:
         raw, files = cache.entries(mf, schema, location, actual_location)
         for e, f in zip(raw, files):
             if e.status == DELETED:
                 continue
-            if mf.content != CONTENT_DATA:
-                raise TableError("Iceberg delete files (merge-on-read deletes) are not supported")
+            content = int(e.data_file.get("content") or 0)
+            if content == CONTENT_POSITION_DELETES:
+                deletes[f.path] = Live(f, e, mf.path)
+                continue
+            if content != CONTENT_DATA or mf.content != CONTENT_DATA:
+                raise TableError("Iceberg equality delete files are not supported")
             found.append((e.sequence_number, order, f.path, Live(f, e, mf.path)))
             order += 1
     found.sort(key=lambda t: (t[0], t[1]))
     live: dict[str, Live] = {}
     for _, _, path, lv in found:
         live.setdefault(path, lv)
-    return SnapState(md, snap, list(manifests), live)
+    return SnapState(md, snap, list(manifests), live, deletes,
+                     resolve_deletes(live, deletes, cache, location, actual_location))
+
+
+def resolve_deletes(live: dict[str, Live], deletes: dict[str, Live], cache: ManifestCache, location: str,
+                    actual_location: str) -> dict[str, tuple[int, ...]]:
+    """Deleted row positions per live data file: the union of the position delete files
+    that name it and whose data sequence number is at least the data file's."""
+    if not deletes:
+        return {}
+    by_uri = {lv.entry.data_file["file_path"]: (path, lv.entry.sequence_number) for path, lv in live.items()}
+    acc: dict[str, list[np.ndarray]] = {}
+    for d in deletes.values():
+        target = referenced_uri(d.entry.data_file)
+        if target is not None and target not in by_uri:
+            continue                                 # its data file is gone: nothing to apply
+        for uri, arr in cache.positions(d.entry.data_file["file_path"], location, actual_location).items():
+            hit = by_uri.get(uri)
+            if hit is None or hit[1] > d.entry.sequence_number:
+                continue
+            acc.setdefault(hit[0], []).append(arr)
+    out: dict[str, tuple[int, ...]] = {}
+    for path, arrs in acc.items():
+        pos = np.unique(np.concatenate(arrs)) if len(arrs) > 1 else arrs[0]
+        n = live[path].file.num_records
+        out[path] = tuple(int(x) for x in pos if 0 <= x < n)
+    return out
 
 
 def derive_snap_state(md: dict, snap: dict, parent: SnapState, removed: frozenset[str] | set[str],
-                      manifests: list[ManifestFile], written: list[tuple[str, list[RawEntry], list[DataFile]]]
-                      ) -> SnapState:
+                      manifests: list[ManifestFile], written: list[tuple[str, list[RawEntry], list[DataFile]]],
+                      cache: ManifestCache, location: str, actual_location: str) -> SnapState:
     """The state of a snapshot this handle just committed on top of ``parent``, without
     re-reading anything: the parent's files minus ``removed``, re-pointed at the
     manifests the commit ``written`` (rewritten/merged ones keep their position), plus
     the added files at the end (they have the newest sequence number). Same result as
     :func:`build_snap_state`."""
     live = dict(parent.live)
+    deletes = dict(parent.deletes)
     for p in removed:
         live.pop(p, None)
+        deletes.pop(p, None)
     for uri, raw, files in written:
         for e, f in zip(raw, files):
             if e.status != DELETED:
-                live[f.path] = Live(f, e, uri)
-    return SnapState(md, snap, list(manifests), live)
+                if int(e.data_file.get("content") or 0) == CONTENT_POSITION_DELETES:
+                    deletes[f.path] = Live(f, e, uri)
+                else:
+                    live[f.path] = Live(f, e, uri)
+    if deletes or parent.file_deletes:
+        fd = resolve_deletes(live, deletes, cache, location, actual_location)
+    else:
+        fd = {}
+    return SnapState(md, snap, list(manifests), live, deletes, fd)

@@ -15,15 +15,18 @@ import threading
 import time
 from collections import OrderedDict
 from datetime import datetime, timezone
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
 
 import pyarrow as pa
 
-from mongolake.formats.base import (CommitInfo, DataFile, Snapshot, SnapshotNotFoundError, Table, TableError,
+from mongolake.formats.base import (CommitConflictError, CommitInfo, DataFile, Snapshot, SnapshotNotFoundError, Table, TableError,
                                     TableExistsError, TableFormat, TableNotFoundError)
 from mongolake.storage import StorageBackend
 
 from . import maintenance
+from .deletes import write_delete_file
 from .commit import CHANGES_KEY, INFO_KEY, OPERATION_KEY, Built, Intent, run_commit
 from .metadata import (METADATA_DIR, MetadataStore, check_supported, current_snapshot, join, new_metadata,
                        schema_by_id, snapshots_sorted, table_location)
@@ -42,6 +45,7 @@ CATALOG_NAME_PROPERTY = "mongolake.iceberg.catalog-name"
 
 class IcebergTable(Table):
     format_name = "iceberg"
+    supports_position_deletes = True
 
     def __init__(self, storage: StorageBackend, root: str, *, catalog: SqlCatalog | None = None):
         super().__init__(storage, root)
@@ -140,11 +144,12 @@ class IcebergTable(Table):
             written.append((uri, raw, files))
         if built.manifest_list is not None:
             self.cache.put_list(*built.manifest_list)
-            head = derive_snap_state(md, snap, built.base.head, built.removed, built.manifest_list[1], written)
+            head = derive_snap_state(md, snap, built.base.head, built.removed, built.manifest_list[1], written,
+                                     self.cache, md["location"], self.location)
         else:                                   # metadata-only commit (snapshot expiry): same snapshot
             head = (built.base.head if built.base is not None and built.base.head.snapshot is snap
                     else build_snap_state(md, snap, self.cache, md["location"], self.location))
-            head = SnapState(md, head.snapshot, head.manifests, head.live)
+            head = SnapState(md, head.snapshot, head.manifests, head.live, head.deletes, head.file_deletes)
         st = TableState(version, md, head)
         self._publish(st)
         try:
@@ -301,14 +306,22 @@ class IcebergTable(Table):
                schema: pa.Schema | None = None, properties: dict[str, str] | None = None,
                app_id: str | None = None, app_version: int | None = None,
                operation: str = "WRITE", info: dict[str, Any] | None = None,
-               read_version: int | None = None, cdc: Sequence[DataFile] = ()) -> int:
+               read_version: int | None = None, cdc: Sequence[DataFile] = (),
+               position_deletes: Mapping[str, Sequence[int]] | None = None) -> int:
         """See :meth:`Table.commit`. Creates one Iceberg snapshot (operation ``append``,
         ``overwrite``, ``delete``, or ``replace`` for OPTIMIZE/COMPACT) whose sequence
-        number is the returned version."""
+        number is the returned version.
+
+        ``position_deletes`` maps live data files (relative paths) to row positions to
+        delete: one position delete file per data file is written and listed in a delete
+        manifest (merge-on-read). Removing a data file also removes the delete files
+        that apply to it. :class:`CommitConflictError` if a data file named there was
+        removed concurrently."""
+        deletes = self._write_deletes(position_deletes) if position_deletes else ()
         intent = Intent(adds=tuple(adds), removes=tuple(removes), cdc=tuple(cdc), schema=schema,
                         properties={str(k): str(v) for k, v in (properties or {}).items()}, app_id=app_id,
                         app_version=app_version, operation=operation, info=dict(info or {}),
-                        read_version=read_version)
+                        read_version=read_version, position_deletes=deletes)
         with self._commit_lock:
             st, lost = run_commit(self, intent)
             self.lost_races += lost
@@ -319,6 +332,22 @@ class IcebergTable(Table):
                 for p in [p for p in self._pending if p in known]:
                     del self._pending[p]
         return st.head.seq
+
+    def _write_deletes(self, position_deletes: Mapping[str, Sequence[int]]) -> tuple:
+        head = self.refresh_state().head
+        out = []
+        for path, positions in position_deletes.items():
+            if not len(positions):
+                continue
+            lv = head.live.get(path)
+            if lv is None:
+                raise CommitConflictError(f"file {path!r} is not part of the table (version {head.seq}): its rows "
+                                          f"cannot be deleted by position")
+            uri = lv.entry.data_file["file_path"]
+            d = write_delete_file(self.storage, self.root, path, uri, positions, lv.file.num_records)
+            self.cache.put_positions(self.uri(d.file.path), {uri: np.asarray(d.positions, dtype=np.int64)})
+            out.append(d)
+        return tuple(out)
 
     # -- maintenance ---------------------------------------------------------------------
     def vacuum(self, *, retention_seconds: float, dry_run: bool = False) -> dict[str, Any]:
