@@ -87,8 +87,10 @@ def main() -> None:
         e.indexes.create(c, [spec])
         with e.lock:
             ix = e.indexes.special(c, "text")[0]
+        post_bytes = sum(a.buffer_info()[1] * a.itemsize + b.buffer_info()[1] * b.itemsize
+                         for a, b in ix._post.values())
         print(f"text index build: {time.perf_counter() - t0:.1f}s, {len(ix._post)} terms, "
-              f"{ix.entry_count()} postings")
+              f"{ix.entry_count()} postings ({post_bytes / 2**20:.0f} MiB of posting arrays)")
 
         def word(target_df: float) -> str:
             k = int(np.argmin(np.abs(df / n - target_df)))

@@ -255,6 +255,15 @@ class Sort:
         if not self.fields:
             return list(itertools.islice(docs, k))
         self._check_usable()
+        if self._metas == ("textScore",):
+            docs = iter(docs)
+            first = next(docs, None)
+            if first is None:
+                return []
+            if _meta_value(first, "$textOrdered") is True:
+                # the text reader streams documents best score first: the first k are the top k
+                return [first] + list(itertools.islice(docs, k - 1))
+            docs = itertools.chain([first], docs)
         uniform = self._uniform()
         if uniform == 1:
             return heapq.nsmallest(k, docs, key=self._values)
@@ -325,6 +334,8 @@ def _meta_value(doc: Any, name: str) -> Any:
     """The metadata a document sorts by (sorting highest first: the field is descending)."""
     from mongolake.query.meta import get_meta
     v = get_meta(doc, name)
+    if v is None and name == "$textOrdered":
+        return None
     if v is None:
         if name == "textScore" and get_meta(doc, "$textMatched") is not None:
             return 0.0                          # an $or branch other than $text matched it

@@ -114,6 +114,9 @@ def _check(e: Engine, queries: list[dict]) -> int:
             want = _scan(e, coll, q)
             _same(_found(e, coll, q), want, q)
             assert e.count("db", coll, q) == len(want)
+            top = [d.meta["textScore"] for d in e.find("db", coll, q, sort={"s": {"$meta": "textScore"}}, limit=5,
+                                                       as_raw=False)]
+            assert top == pytest.approx(sorted(want.values(), reverse=True)[:5], rel=1e-12)
             hits += len(want)
     return hits
 

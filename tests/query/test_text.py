@@ -164,3 +164,16 @@ def test_aggregation_sort_key_meta():
     with pytest.raises(MongoError) as ei:
         make_key(parse_fields({"s": {"$meta": "textScore"}}))({"_id": 1})
     assert ei.value.code == 40218
+
+
+def test_sort_top_k_takes_the_text_readers_order():
+    consumed = []
+
+    def gen():
+        for i, s in enumerate([5.0, 4.0, 4.0, 1.0]):
+            consumed.append(i)
+            yield attach({"_id": i}, textScore=s, **{"$textOrdered": True})
+    srt = parse_sort({"s": {"$meta": "textScore"}})
+    assert [d["_id"] for d in srt.top_k(gen(), 2)] == [0, 1] and consumed == [0, 1]
+    unordered = [attach({"_id": i}, textScore=s) for i, s in enumerate([1.0, 5.0, 4.0])]
+    assert [d["_id"] for d in srt.top_k(iter(unordered), 2)] == [1, 2]

@@ -25,7 +25,7 @@ from mongolake.errors import ErrorCode, MongoError
 from mongolake.query.bsonorder import CODEC_OPTIONS
 from mongolake.query.filter import And, Nor, Node, Or, walk
 from mongolake.query.meta import attach
-from mongolake.query.text import TEXT_MATCHED, CompiledQuery, TextNode, TextSpec, fix_spec
+from mongolake.query.text import TEXT_MATCHED, TEXT_ORDERED, CompiledQuery, TextNode, TextSpec, fix_spec
 
 if TYPE_CHECKING:
     from ..collection import Collection
@@ -167,7 +167,7 @@ class TextIndex:
         if len(ids_parts) > 1:
             ids, inv = np.unique(ids, return_inverse=True)
             sc = np.bincount(inv.ravel(), weights=sc, minlength=len(ids))
-        order = np.lexsort((ids, -sc))
+        order = np.argsort(-sc, kind="stable")   # ids ascend: ties stay in index order
         keys = self._keys
         return [keys[i] for i in ids[order].tolist()], sc[order].tolist(), examined  # type: ignore[misc]
 
@@ -226,9 +226,10 @@ def _check_prefix(ts: TextSpec, root: Node) -> None:
 
 
 def iter_text(engine: Any, c: "Collection", plan: Any, node: TextNode, stats: Any) -> Iterator[tuple[Any, dict]]:
-    """Documents matching a filter that holds ``$text``, best textScore first, each a
-    MetaDoc carrying ``textScore``. Validation errors are raised here, before the
-    first document is read."""
+    """Documents matching a filter that holds ``$text``, best textScore first (those an
+    ``$or`` branch matched without the text last), each a MetaDoc carrying ``textScore``
+    and the ``TEXT_ORDERED`` mark (a sort on textScore alone can take the first k).
+    Validation errors are raised here, before the first document is read."""
     from mongolake.query.matcher import compile_matcher
 
     from ..txn import CURRENT
@@ -322,9 +323,10 @@ def _keep(batch: list, raws: list, q: CompiledQuery, ts: TextSpec, rest: Any, in
         if not full:
             if rest is not None and not rest(d):
                 continue
-            yield raw, attach(d, textScore=score, **{TEXT_MATCHED: True})
+            yield raw, attach(d, textScore=score, **{TEXT_MATCHED: True, TEXT_ORDERED: True})
             continue
-        doc = attach(d, textScore=score, **{TEXT_MATCHED: True}) if matched else attach(d, **{TEXT_MATCHED: False})
+        doc = attach(d, textScore=score, **{TEXT_MATCHED: True, TEXT_ORDERED: True}) if matched \
+            else attach(d, **{TEXT_MATCHED: False, TEXT_ORDERED: True})
         if rest(doc):
             yield raw, doc
 
@@ -338,8 +340,8 @@ def _scan(engine: Any, c: "Collection", q: CompiledQuery, ts: TextSpec, plan: An
     hits = []
     for raw, d in engine._iter_scan(c, everything, True, stats, *engine._state(c)):
         score = q.evaluate(ts, d)
-        doc = attach(d, textScore=score, **{TEXT_MATCHED: True}) if score is not None \
-            else attach(d, **{TEXT_MATCHED: False})
+        doc = attach(d, textScore=score, **{TEXT_MATCHED: True, TEXT_ORDERED: True}) if score is not None \
+            else attach(d, **{TEXT_MATCHED: False, TEXT_ORDERED: True})
         if matcher(doc):
             hits.append((raw, doc))
     hits.sort(key=lambda h: -(h[1].meta.get("textScore") or 0.0))

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .query import TEXT_MATCHED, CompiledQuery, TextNode, TextQuery, parse_text
+from .query import TEXT_MATCHED, TEXT_ORDERED, CompiledQuery, TextNode, TextQuery, parse_text
 from .spec import TextSpec, fix_spec
 
-__all__ = ["parse_text_filter", "TextNode", "TextQuery", "CompiledQuery", "TextSpec", "fix_spec", "TEXT_MATCHED"]
+__all__ = ["parse_text_filter", "TextNode", "TextQuery", "CompiledQuery", "TextSpec", "fix_spec", "TEXT_MATCHED", "TEXT_ORDERED"]
 
 
 def parse_text_filter(spec: Any) -> TextNode:

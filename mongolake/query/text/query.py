@@ -136,6 +136,8 @@ class CompiledQuery:
 
 # marker set on documents by the text reader: the $text predicate's result for them
 TEXT_MATCHED = "$textMatched"
+# marker set by the text reader: its documents come in textScore order (highest first)
+TEXT_ORDERED = "$textOrdered"
 
 
 class TextNode(CustomNode):

@@ -20,6 +20,7 @@ positive terms (phrase words included).
 """
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any, Iterator
 
 from mongolake.errors import ErrorCode, MongoError
@@ -235,16 +236,20 @@ class TextSpec:
         return scores
 
 
+_FREQ = [2.0 - 2.0 ** (1 - c) for c in range(64)]       # 1 + 1/2 + ... (c terms)
+
+
 def add_string_scores(scores: dict[str, float], raw: str, lang: str, weight: float) -> None:
     terms = tokens(raw, lang)
     n = len(terms)
     if not n:
         return
-    counts: dict[str, int] = {}
-    for t in terms:
-        counts[t] = counts.get(t, 0) + 1
+    counts = Counter(terms)
+    lr = len(raw)
+    get = scores.get
     for t, c in counts.items():
-        freq = 2.0 - 2.0 ** (1 - c)            # 1 + 1/2 + ... (c terms)
-        coeff = 0.5 * c / n + 0.5
-        adjustment = 1.1 if (len(raw) == len(t) and raw.lower() == t.lower()) else 1.0
-        scores[t] = scores.get(t, 0.0) + weight * freq * coeff * adjustment
+        freq = _FREQ[c] if c < 64 else 2.0 - 2.0 ** (1 - c)
+        s = weight * freq * (0.5 * c / n + 0.5)
+        if len(t) == lr and raw.lower() == t.lower():
+            s *= 1.1                            # the whole string is this term
+        scores[t] = get(t, 0.0) + s
