@@ -362,6 +362,8 @@ class _Parser:
     def parse_sub(self, path: str, obj: Mapping[str, Any], level: int) -> list[Node]:
         first = next(iter(obj))
         if first in ("$near", "$nearSphere", "$geoNear") and isinstance(obj[first], (Mapping, list)):
+            if self.in_aggregation:                  # $match (and so countDocuments): use $geoNear
+                raise bad("$geoNear, $near, and $nearSphere are not allowed in this context")
             from mongolake.query.geo import parse_near
             return [parse_near(path, obj, level == _SUB)]
         out = []

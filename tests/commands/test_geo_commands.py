@@ -107,6 +107,29 @@ def test_invalid_geometry_refused_and_nothing_changes(coll):
     assert ids == [1]
 
 
+def test_index_over_invalid_geometry_is_refused(db):
+    db.bad.insert_many([{"_id": 1, "loc": [1, 1]}, {"_id": 2, "loc": {"type": "Point", "coordinates": [500, 0]}}])
+    with pytest.raises(OperationFailure) as ei:
+        db.bad.create_index([("loc", "2dsphere")])
+    assert ei.value.code == 16755
+    assert list(db.bad.index_information()) == ["_id_"]
+    db.bad.delete_one({"_id": 2})
+    db.bad.create_index([("loc", "2dsphere")])
+    assert "loc_2dsphere" in db.bad.index_information()
+
+
+def test_near_in_match_is_refused(db):
+    db.c.insert_one({"loc": [1, 1]})
+    db.c.create_index([("loc", "2dsphere")])
+    for op in ("$near", "$nearSphere"):
+        with pytest.raises(OperationFailure) as ei:
+            list(db.c.aggregate([{"$match": {"loc": {op: [0, 0]}}}]))
+        assert ei.value.code == 2 and "not allowed in this context" in str(ei.value)
+        with pytest.raises(OperationFailure) as ei:
+            db.c.count_documents({"loc": {op: [0, 0]}})
+        assert ei.value.code == 2
+
+
 def test_near_requires_an_index(db):
     db.c.insert_one({"loc": [1, 1]})
     with pytest.raises(OperationFailure) as ei:

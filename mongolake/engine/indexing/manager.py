@@ -212,6 +212,9 @@ class IndexManager:
             for ix in objs:
                 if isinstance(ix, SecondaryIndex) and ix.unique:
                     self._check_built_unique(c, ix, job.suspects.get(ix.name, ()))
+                verify = getattr(ix, "verify_build", None)
+                if verify is not None:          # e.g. 2dsphere over a value that is not geometry: 16755
+                    verify(c)
             have = {s["name"] for s in c.meta.indexes}
             add = [s for s in specs if s["name"] not in have]
             if add:
