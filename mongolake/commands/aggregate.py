@@ -238,16 +238,43 @@ def _server_source(ctx: Ctx) -> tuple[list[dict], list] | None:
     return docs, pipeline[1:]
 
 
+def _index_stats_source(ctx: Ctx) -> tuple[list[dict], list] | None:
+    """``$indexStats`` as the first stage: one document per index of the collection,
+    with how many reads the planner answered with it since the server started."""
+    pipeline = ctx.body.get("pipeline")
+    if not isinstance(pipeline, list) or not pipeline or not isinstance(pipeline[0], dict) \
+            or next(iter(pipeline[0]), None) != "$indexStats" or len(pipeline[0]) != 1:
+        return None
+    spec = pipeline[0]["$indexStats"]
+    if not isinstance(spec, dict) or spec:
+        raise MongoError(28803, "The $indexStats stage specification must be an empty object")
+    if not isinstance(ctx.arg, str):
+        raise MongoError(ErrorCode.InvalidNamespace, "$indexStats must be run against a collection")
+    import socket
+    from bson.int64 import Int64
+    c = ctx.engine.get_collection(ctx.db, ctx.arg)
+    docs = []
+    host = f"{socket.gethostname()}:{ctx.state.options.port}"
+    for ix in (c.meta.indexes if c is not None else ()):
+        with ctx.engine.lock:
+            ops, since = ctx.engine.indexes.access_stats(c, ix["name"])
+        docs.append({"name": ix["name"], "key": dict(ix["key"]), "host": host,
+                     "accesses": {"ops": Int64(ops), "since": dt.datetime.fromtimestamp(since, dt.timezone.utc)},
+                     "spec": dict(ix)})
+    return docs, pipeline[1:]
+
+
 @command("aggregate", help="Run an aggregation pipeline; returns a cursor.")
 async def aggregate(ctx: Ctx) -> bytes:
-    server_src = _server_source(ctx)
+    server_src = _server_source(ctx) or _index_stats_source(ctx)
     if server_src is not None:
         from mongolake.query.aggregate import parse_pipeline
         docs, rest_spec = server_src
         cursor = ctx.body.get("cursor") or {}
         pctx = EngineContext(ctx, ctx.body.get("let"), ctx.body.get("collation"))
         out_iter = parse_pipeline(rest_spec).run(iter(docs), pctx)
-        return open_cursor(ctx, f"{ctx.db}.$cmd.aggregate", (bsonreply.encode(d) for d in out_iter),
+        src_ns = ctx.ns(ctx.arg) if isinstance(ctx.arg, str) else f"{ctx.db}.$cmd.aggregate"
+        return open_cursor(ctx, src_ns, (bsonreply.encode(d) for d in out_iter),
                            batch_size=cursor.get("batchSize") if isinstance(cursor, dict) else None,
                            kind="aggregate")
     check_fields("aggregate", ctx.body, _AGG_FIELDS)

@@ -63,6 +63,8 @@ class IndexManager:
         self.engine = engine
         self._colls: dict[str, CollectionIndexes] = {}
         self.stats = {"builds": 0, "build_seconds": 0.0, "background_builds": 0}
+        self.accesses: dict[tuple[str, str], int] = {}    # (collection uuid, index name) -> plans chosen
+        self.since = time.time()
         # collections with more documents than this build B-tree indexes in the
         # background at first use (reads scan meanwhile); smaller ones inline
         self.inline_build_docs = 20_000
@@ -311,7 +313,15 @@ class IndexManager:
         if hint is not None and (hint == {"$natural": 1} or hint == {"$natural": -1}):
             return None
         ixs = self.for_collection(c)
-        return choose(ixs, expr, spec, hint, sort=sort, sort_only=sort_only) if ixs else None
+        chosen = choose(ixs, expr, spec, hint, sort=sort, sort_only=sort_only) if ixs else None
+        if chosen is not None:
+            k = (c.uuid, chosen.index.name)
+            self.accesses[k] = self.accesses.get(k, 0) + 1
+        return chosen
+
+    def access_stats(self, c: "Collection", name: str) -> tuple[int, float]:
+        """($indexStats) how many reads planned with index ``name`` since ``since``."""
+        return self.accesses.get((c.uuid, name), 0), self.since
 
     # -- uniqueness ------------------------------------------------------------------------
     def check_unique(self, c: "Collection", doc: dict, key: bytes, pending: dict[bytes, dict]) -> bool:
