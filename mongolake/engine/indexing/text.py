@@ -146,17 +146,17 @@ class TextIndex:
         return self._live
 
     # -- search (engine.lock held) -------------------------------------------------------
-    def search(self, terms: list[str]) -> tuple[list[bytes], list[float], int]:
-        """(document keys, textScores) of the documents holding any of ``terms``, best
-        score first (ties in index order), and the number of postings examined."""
+    def search(self, terms: list[str]) -> "Hits":
+        """The documents holding any of ``terms``, best textScore first (ties in index
+        order), as :class:`Hits`; keys are looked up batch by batch when read."""
         ids_parts, sc_parts = [], []
         for t in terms:
             p = self._post.get(t)
             if p is not None and len(p[0]):
-                ids_parts.append(np.array(p[0], dtype=np.uint32))
-                sc_parts.append(np.array(p[1], dtype=np.float64))
+                ids_parts.append(np.frombuffer(p[0], dtype=np.uint32).copy())
+                sc_parts.append(np.frombuffer(p[1], dtype=np.float64).copy())
         if not ids_parts:
-            return [], [], 0
+            return Hits(np.empty(0, np.uint32), np.empty(0), self._keys, 0)
         ids = np.concatenate(ids_parts) if len(ids_parts) > 1 else ids_parts[0]
         sc = np.concatenate(sc_parts) if len(sc_parts) > 1 else sc_parts[0]
         examined = len(ids)
@@ -168,8 +168,27 @@ class TextIndex:
             ids, inv = np.unique(ids, return_inverse=True)
             sc = np.bincount(inv.ravel(), weights=sc, minlength=len(ids))
         order = np.argsort(-sc, kind="stable")   # ids ascend: ties stay in index order
-        keys = self._keys
-        return [keys[i] for i in ids[order].tolist()], sc[order].tolist(), examined  # type: ignore[misc]
+        return Hits(ids[order], sc[order], self._keys, examined)
+
+
+class Hits:
+    """A search's result: document ids and scores in result order, and the id -> key
+    list they index. A compaction replaces the index's list (this one stays as it
+    was); a document removed meanwhile reads as None and is skipped."""
+
+    def __init__(self, ids: np.ndarray, scores: np.ndarray, keys: list, examined: int):
+        self.ids, self.scores, self.keys, self.examined = ids, scores, keys, examined
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def batch(self, start: int, stop: int) -> list[tuple[bytes | None, float | None]]:
+        keys = self.keys
+        return [(keys[i], s) for i, s in zip(self.ids[start:stop].tolist(), self.scores[start:stop].tolist())]
+
+    def all_keys(self) -> set:
+        keys = self.keys
+        return {keys[i] for i in self.ids.tolist()}
 
 
 # -- the $text reader -----------------------------------------------------------------------
@@ -255,20 +274,19 @@ def iter_text(engine: Any, c: "Collection", plan: Any, node: TextNode, stats: An
             found = engine.indexes.special(c, "text")
             ix = found[0] if found else None
             if ix is not None:
-                keys, scores, examined = ix.search(q.bounds)
+                hits = ix.search(q.bounds)
                 extra = _or_candidates(engine, c, ors) if ors else []
+                if extra:
+                    have = hits.all_keys()
+                    extra = [k for k in extra if k not in have]
     if ix is None:                                # inside a transaction (its snapshot) or a past view
         return _scan(engine, c, q, ts, plan, stats)
     stats.index_name = ix.name
     stats.index_bounds = {"terms": list(q.bounds), "negatedTerms": sorted(q.negated), "phrases": list(q.phrases),
                           "negatedPhrases": list(q.neg_phrases)}      # MongoDB's parsedTextQuery
-    stats.keys_examined = examined
+    stats.keys_examined = hits.examined
     stats.docs_examined = 0
-    items: list[tuple[bytes, float | None]] = list(zip(keys, scores))
-    if extra:
-        seen = set(keys)
-        items += [(k, None) for k in extra if k not in seen]
-    return _fetch(engine, c, items, q, ts, rest, bool(ors), full, stats)
+    return _fetch(engine, c, hits, extra, q, ts, rest, bool(ors), full, stats)
 
 
 def _or_candidates(engine: Any, c: "Collection", ors: list[tuple[Or, Node]]) -> list[bytes]:
@@ -293,19 +311,24 @@ def _or_candidates(engine: Any, c: "Collection", ors: list[tuple[Or, Node]]) -> 
     return out
 
 
-def _fetch(engine: Any, c: "Collection", items: list, q: CompiledQuery, ts: TextSpec, rest: Any, in_or: bool,
-           full: bool, stats: Any) -> Iterator[tuple[bytes, dict]]:
-    """Fetch the candidates and keep the matches: ``rest`` is the rest of the filter
-    (a plain-document matcher), or with ``full`` the whole filter, which reads the
+def _fetch(engine: Any, c: "Collection", hits: Hits, extra: list[bytes], q: CompiledQuery, ts: TextSpec,
+           rest: Any, in_or: bool, full: bool, stats: Any) -> Iterator[tuple[bytes, dict]]:
+    """Fetch the candidates (the index's hits, then documents only another ``$or``
+    branch may match) and keep the matches: ``rest`` is the rest of the filter (a
+    plain-document matcher), or with ``full`` the whole filter, which reads the
     ``$text`` verdict marked on the document."""
     from .batch_fetch import fetch_many
     exact = q.index_exact
-    pos, n = 0, 32
-    while pos < len(items):                       # growing batches: a limit stops early
-        batch = items[pos:pos + n]
-        pos += n
+    pos, n, total = 0, 32, len(hits) + len(extra)
+    while pos < total:                            # growing batches: a limit stops early
+        stop = min(pos + n, total)
+        batch = hits.batch(pos, stop) if pos < len(hits) else []
+        if stop > len(hits):
+            batch += [(k, None) for k in extra[max(0, pos - len(hits)):stop - len(hits)]]
+        pos = stop
         n = min(n * 4, 2048)
         deadline.check()                          # maxTimeMS
+        batch = [b for b in batch if b[0] is not None]
         raws = fetch_many(engine, c, [k for k, _s in batch])
         yield from _keep(batch, raws, q, ts, rest, in_or, full, exact, stats)
 
