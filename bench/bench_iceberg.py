@@ -13,11 +13,12 @@ next:
   Iceberg merges manifests every 100 (``commit.manifest.min-count-to-merge``); Delta
   checkpoints every 10. pyiceberg's ``StaticTable`` open + plan and delta-rs are shown
   for comparison;
-* the copy-on-write cost of changing a few rows of a large data file.
+* the copy-on-write cost of changing a few rows of a large data file, and the same
+  change as Iceberg position deletes (merge-on-read; Delta has no such line).
 
 Usage::
 
-    python bench/bench_iceberg.py [--commits 200] [--table-commits 1000] [--rewrite-rows 100000]
+    python bench/bench_iceberg.py [--commits 200] [--table-commits 1000] [--rewrite-rows 100000] [--only rewrite]
                                   [--formats iceberg,delta]
 
 Not a test; prints one line per figure. ``python -m bench --formats delta,iceberg`` runs
@@ -33,7 +34,8 @@ from datetime import datetime, timezone
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from bench.format_bench import bench_commits, bench_open, bench_rewrite  # noqa: E402
+from bench.format_bench import (bench_commits, bench_engine_flush, bench_open, bench_position_deletes,  # noqa: E402
+                                bench_rewrite)
 
 
 def main() -> None:
@@ -42,17 +44,23 @@ def main() -> None:
     ap.add_argument("--table-commits", type=int, default=1000)
     ap.add_argument("--rewrite-rows", type=int, default=100_000)
     ap.add_argument("--formats", default="iceberg,delta")
+    ap.add_argument("--only", choices=("all", "rewrite"), default="all",
+                    help="rewrite: only the copy-on-write vs position-delete figures")
     args = ap.parse_args()
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
     print(f"# bench_iceberg {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory(prefix="bench-iceberg-") as base:
-        for fsync in (True, False):
+        if args.only == "all":
+            for fsync in (True, False):
+                for fmt in formats:
+                    bench_commits(fmt, base, args.commits, fsync=fsync)
             for fmt in formats:
-                bench_commits(fmt, base, args.commits, fsync=fsync)
-        for fmt in formats:
-            bench_open(fmt, base, args.table_commits)
+                bench_open(fmt, base, args.table_commits)
         for fmt in formats:
             bench_rewrite(fmt, base, args.rewrite_rows, 10)
+            bench_position_deletes(fmt, base, args.rewrite_rows, 10)
+        if "iceberg" in formats:
+            bench_engine_flush(base, args.rewrite_rows, 10)
 
 
 if __name__ == "__main__":

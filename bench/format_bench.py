@@ -11,7 +11,11 @@ scripts' outputs line up:
   format's own reader for comparison (delta-rs, pyiceberg);
 * ``bench_rewrite``: the copy-on-write cost the engine's flush pays when a few documents
   of a large data file change: read it, write it again without them, commit
-  remove + add.
+  remove + add;
+* ``bench_position_deletes``: the same change as merge-on-read, for formats with
+  position deletes (Iceberg): read the file's ``_key`` column, find the changed rows'
+  positions, commit a position delete file; and what a full read of the file costs
+  with the deleted rows masked.
 """
 from __future__ import annotations
 
@@ -142,3 +146,69 @@ def bench_rewrite(fmt: str, base: str, rows: int, changed: int, reps: int = 5) -
     say(fmt, f"copy-on-write of {changed} of {rows:,} rows (read + rewrite + commit): {ms:8.1f} ms (median of "
              f"{reps}); file {live.size / 1e6:.1f} MB")
     return {"rewrite_ms": ms, "file_mb": live.size / 1e6}
+
+
+def bench_position_deletes(fmt: str, base: str, rows: int, changed: int, reps: int = 5) -> dict | None:
+    """Merge-on-read of ``changed`` rows of one ``rows``-row data file (what the engine's
+    flush does when few rows of a large file change and the format supports it)."""
+    import numpy as np
+
+    storage = FileStorage(os.path.join(base, f"{fmt}-posdel"), fsync=True)
+    table = get_format(fmt).create_table(storage, "t", SCHEMA)
+    if not table.supports_position_deletes:
+        return None
+    live = table.write_data_file(batch(0, rows, doc_bytes=200), stats_columns=STATS, row_group_size=4096)
+    table.commit(adds=[live])
+    times = []
+    for r in range(reps):
+        t0 = time.perf_counter()
+        keys = pq.read_table(storage.local_path(f"t/{live.path}"), columns=["_key"]).column(0)
+        drop = pa.array([f"{0:08d}{(r * 7919 + k * 104729) % rows:07d}".encode() for k in range(changed)])
+        pos = np.flatnonzero(pc.is_in(keys, value_set=drop).to_numpy(zero_copy_only=False))
+        table.commit(position_deletes={live.path: [int(p) for p in pos]}, operation="WRITE")
+        times.append(time.perf_counter() - t0)
+    ms = sorted(times)[len(times) // 2] * 1000
+    snap = table.snapshot()
+    (f,) = snap.files
+    t0 = time.perf_counter()
+    data = pq.read_table(storage.local_path(f"t/{f.path}"))
+    keep = np.ones(data.num_rows, dtype=bool)
+    keep[np.asarray(f.deletes, dtype=np.int64)] = False
+    data = data.filter(pa.array(keep))
+    read_ms = (time.perf_counter() - t0) * 1000
+    say(fmt, f"position deletes of {changed} of {rows:,} rows (read keys + delete file + commit): {ms:8.1f} ms "
+             f"(median of {reps}); masked full read {read_ms:.1f} ms, {len(f.deletes)} rows deleted, "
+             f"{data.num_rows:,} live")
+    return {"posdel_ms": ms, "masked_read_ms": read_ms}
+
+
+def bench_engine_flush(base: str, rows: int, changed: int, reps: int = 5) -> None:
+    """The engine's flush after ``changed`` single-document updates in a ``rows``-document
+    Iceberg collection (one data file), copy-on-write vs position deletes."""
+    from mongolake.engine import Engine, flush
+
+    saved = flush.POSITION_DELETE_MIN_ROWS
+    try:
+        for label, min_rows in (("copy-on-write", 1 << 62), ("position deletes", saved)):
+            flush.POSITION_DELETE_MIN_ROWS = min_rows
+            e = Engine(os.path.join(base, f"engine-{min_rows}"), table_format="iceberg", flush_interval=3600).open()
+            try:
+                e.insert("db", "c", [{"_id": i, "n": i, "pad": "x" * 150} for i in range(rows)])
+                e.flush()
+                times = []
+                for r in range(reps):
+                    ids = [(r * 7919 + k * 104729) % rows for k in range(changed)]
+                    e.update("db", "c", {"_id": {"$in": ids}}, {"$inc": {"n": 1}}, multi=True)
+                    t0 = time.perf_counter()
+                    e.flush()
+                    times.append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                n = sum(1 for _ in e.find("db", "c", {}))
+                scan_ms = (time.perf_counter() - t0) * 1000
+            finally:
+                e.close()
+            say("iceberg", f"engine flush of {changed} updated of {rows:,} documents, {label:16}: "
+                           f"{sorted(times)[len(times) // 2] * 1000:7.1f} ms (median of {reps}); full scan after "
+                           f"{scan_ms:.0f} ms ({n:,} documents)")
+    finally:
+        flush.POSITION_DELETE_MIN_ROWS = saved

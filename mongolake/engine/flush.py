@@ -4,6 +4,13 @@ Copy-on-write: a data file holding any changed key is rewritten without those
 rows; the memtable's live documents go to new files sorted by ``_key``. The
 commit records the WAL boundary it covers (``app_version``), which is what
 crash recovery compares against.
+
+Merge-on-read, when the table format supports position deletes (Iceberg): a live
+file of at least ``POSITION_DELETE_MIN_ROWS`` rows in which few rows changed (its
+deleted rows, old and new, stay within ``POSITION_DELETE_MAX_FRACTION`` of it)
+is not rewritten: the changed rows' positions are deleted instead, and their new
+versions go to the new files like every other document. Compaction later rewrites
+files with deletes.
 """
 from __future__ import annotations
 
@@ -30,6 +37,8 @@ log = logging.getLogger("mongolake.flush")
 FIXED_STATS = ("_id", "_key")
 CHUNK = 20_000            # documents decoded at once during a flush
 SAMPLE = 2_000            # documents a flush chunk infers new columns from
+POSITION_DELETE_MIN_ROWS = 1_000        # smaller files are cheaper to rewrite than to track deletes for
+POSITION_DELETE_MAX_FRACTION = 0.10     # above this share of deleted rows a file is rewritten
 
 
 def _sample(docs: list) -> list:
@@ -52,8 +61,16 @@ def flush_collection(engine: "Engine", c: Collection, boundary: int) -> dict:
     adds: list[DataFile] = []
     removes: list[DataFile] = []
     rewritten_rows = 0
+    position_deletes: dict[str, list[int]] = {}
+    merge_on_read = bool(getattr(table, "supports_position_deletes", False))
     for f in snap.all_files:       # live files and tombstone files alike lose the changed keys
-        hit = engine.reader.contains_keys(table, f, keys)
+        if merge_on_read and not soft.is_tomb_file(f):
+            hit, positions = engine.reader.key_positions(table, f, keys)
+            if hit and _delete_by_position(f, len(positions)):
+                position_deletes[f.path] = positions
+                continue
+        else:
+            hit = engine.reader.contains_keys(table, f, keys)
         if not hit:
             continue
         t = engine.reader.parquet(table, f).read()
@@ -107,11 +124,14 @@ def flush_collection(engine: "Engine", c: Collection, boundary: int) -> dict:
         cdc.append(table.write_data_file(changes, subdir="_change_data", stats_columns=[],
                                          compression=engine.compression, row_group_size=engine.row_group_rows))
     t0 = time.time()
+    info = {"documents": len(live), "deletes": len(keys) - len(live), "softDeletes": len(tombs),
+            "rewrittenRows": rewritten_rows, "walSeq": boundary, "walSeqFrom": c.flushed_seq}
+    extra = {}
+    if position_deletes:
+        info["positionDeletes"] = sum(len(p) for p in position_deletes.values())
+        extra["position_deletes"] = position_deletes
     version = table.commit(adds=adds, removes=removes, schema=schema, app_id=WAL_APP_ID, app_version=boundary,
-                           operation="WRITE", read_version=snap.version, cdc=cdc,
-                           info={"documents": len(live), "deletes": len(keys) - len(live), "softDeletes": len(tombs),
-                                 "rewrittenRows": rewritten_rows, "walSeq": boundary,
-                                 "walSeqFrom": c.flushed_seq})
+                           operation="WRITE", read_version=snap.version, cdc=cdc, info=info, **extra)
     new_snap = table.snapshot()
     with engine.lock:
         c.snapshot = new_snap
@@ -120,4 +140,11 @@ def flush_collection(engine: "Engine", c: Collection, boundary: int) -> dict:
     engine.reader.forget_files(table, {f.path for f in removes})
     log.debug("flushed %s: v%d, %d docs, %d files added, %d removed, commit %.3fs", c.ns, version, len(live),
               len(adds), len(removes), time.time() - t0)
-    return {"files_added": len(adds), "files_removed": len(removes), "documents": len(live), "version": version}
+    return {"files_added": len(adds), "files_removed": len(removes), "documents": len(live), "version": version,
+            "position_deletes": info.get("positionDeletes", 0)}
+
+
+def _delete_by_position(f: DataFile, n: int) -> bool:
+    """Whether deleting ``n`` more rows of live file ``f`` by position beats rewriting it."""
+    return (f.num_records >= POSITION_DELETE_MIN_ROWS
+            and len(f.deletes) + n <= POSITION_DELETE_MAX_FRACTION * f.num_records)

@@ -109,9 +109,10 @@ def _merge(engine: "Engine", c: "Collection", files: list, target_file_size: int
 
 def compact(engine: "Engine", db: str, name: str, *, target_file_size: int = 128 << 20, max_files: int = 1000,
             dry_run: bool = False) -> dict:
-    """Rewrite files smaller than half the target into files of about the target size;
-    soft-deleted documents past the collection's retention are purged on the way, and
-    tombstone files are compacted among themselves. Returns metrics; with ``dry_run``
+    """Rewrite files smaller than half the target into files of about the target size,
+    and files with position deletes without their deleted rows (their delete files go
+    with them); soft-deleted documents past the collection's retention are purged on
+    the way, and tombstone files are compacted among themselves. Returns metrics; with ``dry_run``
     only says what it would do."""
     engine.flush()
     c = _need(engine, db, name)
@@ -119,17 +120,19 @@ def compact(engine: "Engine", db: str, name: str, *, target_file_size: int = 128
         cutoff = int((time.time() - soft.retention_seconds(c.meta.options)) * 1000)
         pm = _purge_locked(engine, c, cutoff, None, dry_run)[0]
         snap = soft.live_view(c.snapshot)
-        small = [f for f in snap.files if f.size < target_file_size // 2][:max_files]
+        small = [f for f in snap.files if f.size < target_file_size // 2 or f.deletes][:max_files]
+        with_deletes = any(f.deletes for f in small)
         small_tombs = [f for f in snap.tomb_files if f.size < target_file_size // 2][:max_files]
         metrics = {"files_before": len(snap.files), "candidates": len(small),
                    "bytes_before": sum(f.size for f in small), "dry_run": dry_run, "purged": pm["purged"],
                    "tombstone_files": len(snap.tomb_files)}
-        if (len(small) < 2 and len(small_tombs) < 2) or dry_run:
+        rewrite_live = len(small) >= 2 or with_deletes
+        if (not rewrite_live and len(small_tombs) < 2) or dry_run:
             metrics.update({"files_after": len(snap.files), "bytes_after": metrics["bytes_before"],
-                            "files_rewritten": 0 if not dry_run else len(small) if len(small) >= 2 else 0})
+                            "files_rewritten": 0 if not dry_run else len(small) if rewrite_live else 0})
             return metrics
         adds, removes = [], []
-        if len(small) >= 2:
+        if rewrite_live:
             adds += _merge(engine, c, small, target_file_size, None)
             removes += small
         live_adds = len(adds)
@@ -139,7 +142,7 @@ def compact(engine: "Engine", db: str, name: str, *, target_file_size: int = 128
         c.table.commit(adds=adds, removes=removes, operation="OPTIMIZE", read_version=snap.version,
                        info={"filesRemoved": len(removes), "filesAdded": len(adds)})
         new_snap = _install(engine, c, removes)
-        rewritten = small if len(small) >= 2 else []
+        rewritten = small if rewrite_live else []
         metrics.update({"files_after": len(new_snap.files), "bytes_after": sum(f.size for f in adds[:live_adds]),
                         "files_rewritten": len(rewritten), "files_written": live_adds, "version": new_snap.version,
                         "tombstone_files_after": len(new_snap.tomb_files)})

@@ -7,15 +7,25 @@ shadowed by the memtable are dropped (the memtable holds the newer version).
 
 Hot data lives in the engine's byte-bounded LRU cache: per row group the sorted
 ``_key`` list (for point lookups by bisection) and the ``_doc`` column.
+
+Position deletes (``DataFile.deletes``, Iceberg merge-on-read): :meth:`FileReader.info`
+of such a file hands out a :class:`MaskedParquet`, whose reads drop the deleted rows,
+and the cached key lists and ``_doc`` columns of its row groups are masked the same
+way (cached under the number of deleted rows: a data file's deleted set only grows
+along a table's history, so the count identifies it). Every read path — scans,
+counts, point lookups, the flush's key probes, compaction, the columnar paths —
+goes through these and never sees a deleted row.
 """
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 import bson
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -70,6 +80,58 @@ class SafeParquet:
             return self._pf.read_row_group(i, columns=columns)
 
 
+class DeleteMask:
+    """The deleted rows of one data file, split by row group."""
+
+    __slots__ = ("count", "_per_rg", "_keep")
+
+    def __init__(self, md: pq.FileMetaData, deletes: tuple[int, ...]):
+        self.count = len(deletes)
+        sizes = [md.row_group(i).num_rows for i in range(md.num_row_groups)]
+        offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        pos = np.asarray(deletes, dtype=np.int64)
+        self._per_rg: list[np.ndarray] = []
+        for i, n in enumerate(sizes):
+            lo, hi = np.searchsorted(pos, [offsets[i], offsets[i] + n])
+            self._per_rg.append(pos[lo:hi] - offsets[i])
+        self._keep: dict[int, pa.Array] = {}
+
+    def keep(self, rg: int, num_rows: int) -> pa.Array | None:
+        """Boolean keep-mask of row group ``rg`` (None: nothing deleted there)."""
+        dead = self._per_rg[rg]
+        if not len(dead):
+            return None
+        m = self._keep.get(rg)
+        if m is None or len(m) != num_rows:
+            arr = np.ones(num_rows, dtype=bool)
+            arr[dead[dead < num_rows]] = False
+            m = self._keep[rg] = pa.array(arr)
+        return m
+
+
+class MaskedParquet:
+    """A :class:`SafeParquet` whose reads leave out the deleted rows."""
+
+    __slots__ = ("_pf", "mask", "metadata", "schema_arrow")
+
+    def __init__(self, pf: "SafeParquet", mask: DeleteMask):
+        self._pf = pf
+        self.mask = mask
+        self.metadata = pf.metadata
+        self.schema_arrow = pf.schema_arrow
+
+    def read(self, columns: list[str] | None = None) -> pa.Table:
+        parts = [self.read_row_group(i, columns) for i in range(self.metadata.num_row_groups)]
+        if not parts:
+            return self._pf.read(columns=columns)
+        return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+
+    def read_row_group(self, i: int, columns: list[str] | None = None) -> pa.Table:
+        t = self._pf.read_row_group(i, columns=columns)
+        keep = self.mask.keep(i, t.num_rows)
+        return t if keep is None else t.filter(keep)
+
+
 @dataclass
 class FileInfo:
     pf: SafeParquet
@@ -79,6 +141,7 @@ class FileInfo:
     key_index: int             # column index of _key
     key_ranges: list           # per row group (min _key, max _key) or None
     rg_stats: dict = field(default_factory=dict)    # row group -> zone-map Stats (a file never changes)
+    mask: DeleteMask | None = None                  # deleted rows (``pf`` is then a MaskedParquet)
 
     def rg_key_range(self, rg: int) -> tuple | None:
         return self.key_ranges[rg]
@@ -120,6 +183,20 @@ class FileReader:
 
     # -- cached pieces -------------------------------------------------------
     def info(self, table: Table, f: DataFile) -> FileInfo:
+        """The file's cached reader; with ``f.deletes`` its reads leave the deleted rows out."""
+        fi = self.physical(table, f)
+        if not f.deletes:
+            return fi
+        key = ("mask", table.root, f.path, len(f.deletes))
+        hit = self.cache.get(key)
+        if hit is None:
+            mask = DeleteMask(fi.md, f.deletes)
+            hit = dataclasses.replace(fi, pf=MaskedParquet(fi.pf, mask), mask=mask)
+            self.cache.put(key, hit, 1024 + 9 * len(f.deletes))
+        return hit
+
+    def physical(self, table: Table, f: DataFile) -> FileInfo:
+        """The file's cached reader over every physical row (deleted ones included)."""
         key = ("pf", table.root, f.path)
         fi = self.cache.get(key)
         if fi is None:
@@ -139,18 +216,25 @@ class FileReader:
     def parquet(self, table: Table, f: DataFile) -> SafeParquet:
         return self.info(table, f).pf
 
+    @staticmethod
+    def _rg_key(kind: str, table: Table, f: DataFile, rg: int) -> tuple:
+        base = (kind, table.root, f.path, rg)
+        return base + (len(f.deletes),) if f.deletes else base
+
     def _rg_keys(self, table: Table, f: DataFile, rg: int) -> list[bytes]:
+        """The sorted ``_key`` list of a row group (deleted rows left out)."""
         def load():
             col = self.parquet(table, f).read_row_group(rg, columns=[KEY]).column(0)
             keys = col.to_pylist()
             return keys, sum(len(k) for k in keys) + 40 * len(keys)
-        return self.cache.get_or_load(("keys", table.root, f.path, rg), load)
+        return self.cache.get_or_load(self._rg_key("keys", table, f, rg), load)
 
     def _rg_docs(self, table: Table, f: DataFile, rg: int) -> pa.ChunkedArray:
+        """The ``_doc`` column of a row group, aligned with :meth:`_rg_keys`."""
         def load():
             col = self.parquet(table, f).read_row_group(rg, columns=[DOC]).column(0)
             return col, col.nbytes
-        return self.cache.get_or_load(("docs", table.root, f.path, rg), load)
+        return self.cache.get_or_load(self._rg_key("docs", table, f, rg), load)
 
     def forget_files(self, table: Table, paths: set[str]) -> None:
         root = table.root
@@ -188,6 +272,22 @@ class FileReader:
         col = self.parquet(table, f).read(columns=[KEY]).column(0)
         mask = pc.is_in(col, value_set=pa.array(cand, pa.binary()))
         return set(pc.filter(col, mask).to_pylist())
+
+    def key_positions(self, table: Table, f: DataFile, keys: list[bytes]) -> tuple[set[bytes], list[int]]:
+        """Which of ``keys`` (sorted) are live in file ``f``, and their physical row
+        positions (for position deletes)."""
+        lo, hi = _key_range(f)
+        cand = [k for k in keys if lo is None or lo <= k <= hi]
+        if not cand:
+            return set(), []
+        col = self.physical(table, f).pf.read(columns=[KEY]).column(0)
+        mask = pc.is_in(col, value_set=pa.array(cand, pa.binary()))
+        pos = np.flatnonzero(mask.to_numpy(zero_copy_only=False))
+        if f.deletes and len(pos):
+            pos = pos[~np.isin(pos, np.asarray(f.deletes, dtype=np.int64))]
+        if not len(pos):
+            return set(), []
+        return set(col.take(pa.array(pos)).to_pylist()), [int(p) for p in pos]
 
     # -- scans ---------------------------------------------------------------
     def scan(self, table: Table, snapshot: Snapshot, plan: ScanPlan, shadow: frozenset[bytes] | set[bytes],
@@ -269,7 +369,7 @@ class FileReader:
             arrow_expr, exact = (pushdown(plan.expr, fspecs, exact_cols)
                                  if plan.expr is not None else (None, True))
             if exact and arrow_expr is None and shadow_arr is None:
-                n += f.num_records
+                n += f.live_records
                 continue
             needed = [] if exact else [DOC]
             if shadow_arr is not None or not exact:
