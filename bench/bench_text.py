@@ -105,9 +105,9 @@ def main() -> None:
             (f"two terms ({rare} {medium})", {"$text": {"$search": f"{rare} {medium}"}}, {}),
             (f"phrase (\"{medium} {common}\")", {"$text": {"$search": f'"{medium} {common}"'}}, {}),
             (f"negation ({medium} -{common})", {"$text": {"$search": f"{medium} -{common}"}}, {}),
-            (f"medium term, top 10 by textScore", {"$text": {"$search": medium}},
+            ("medium term, top 10 by textScore", {"$text": {"$search": medium}},
              {"projection": {"s": {"$meta": "textScore"}}, "sort": {"s": {"$meta": "textScore"}}, "limit": 10}),
-            (f"medium term and n == 7", {"$text": {"$search": medium}, "n": 7}, {}),
+            ("medium term and n == 7", {"$text": {"$search": medium}, "n": 7}, {}),
         ]
         for label, q, kw in cases:
             reps = args.reps if "all" not in label else max(1, args.reps // 5)

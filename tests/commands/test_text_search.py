@@ -4,7 +4,6 @@ from __future__ import annotations
 import math
 
 import pytest
-from pymongo import DESCENDING
 from pymongo.errors import OperationFailure
 
 DOCS = [
@@ -213,3 +212,14 @@ def test_language_override_values_are_checked_on_write(coll):
     assert e.code == 17261
     coll.insert_one({"_id": 51, "title": "corriendo", "language": "es"})
     assert _ids(coll.find({"$text": {"$search": "corr", "$language": "spanish"}})) == [51]
+
+
+def test_compound_suffix_and_nested_and(db):
+    c = db.comp
+    c.insert_many([{"_id": 1, "t": "apple pie", "z": 1}, {"_id": 2, "t": "apple tart", "z": 2}])
+    c.create_index([("t", "text"), ("z", 1)])
+    ix = next(i for i in c.list_indexes() if i["name"] == "t_text_z_1")
+    assert list(ix["key"].items()) == [("_fts", "text"), ("_ftsx", 1), ("z", 1)]
+    assert _ids(c.find({"$text": {"$search": "apple"}})) == [1, 2]
+    assert _ids(c.find({"$and": [{"$text": {"$search": "apple"}}, {"z": 2}], "t": {"$exists": True}})) == [2]
+    assert _ids(c.find({"$text": {"$search": "apple -tart"}, "z": {"$in": [1, 2]}})) == [1]
