@@ -1,6 +1,7 @@
 """The aggregate command: pipelines over a collection or (``aggregate: 1``) a database."""
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import os
 from typing import Any, Iterable, Iterator
@@ -17,7 +18,7 @@ from mongolake.query.bsonorder import CODEC_OPTIONS
 from . import bsonreply
 from .context import Ctx
 from .args import check_fields
-from .crud_read import check_hint, open_cursor
+from .crud_read import check_hint, open_cursor, open_cursor_offloaded
 from .letvars import LetScope
 from .registry import command
 
@@ -296,12 +297,12 @@ async def aggregate(ctx: Ctx) -> bytes:
         # [$match?, $count] and its $group form: counted in the engine (zone maps, Arrow
         # pushdown), no document decoded where the pushdown is exact
         flt = LetScope.for_command(ctx, body.get("let")).filter(pcount.filter)
-        n = ctx.engine.count(ctx.db, ctx.arg, flt)
+        n = await asyncio.to_thread(ctx.engine.count, ctx.db, ctx.arg, flt)
         return open_cursor(ctx, ctx.ns(ctx.arg), (bsonreply.encode(d) for d in pcount.result(n)), batch_size=bs,
                            kind="aggregate")
     pctx = EngineContext(ctx, body.get("let"), body.get("collation"))
     rest = pl.without_leading_match()
-    out_iter = _columnar(ctx, pl, rest, pctx)
+    out_iter = await asyncio.to_thread(_columnar, ctx, pl, rest, pctx)     # Arrow work off the loop
     if out_iter is None:
         out_iter = _pruned(ctx, pl, rest, pctx)
     if out_iter is None:
@@ -313,7 +314,8 @@ async def aggregate(ctx: Ctx) -> bytes:
         for _ in out_iter:
             pass
         return bsonreply.cursor_reply([], 0, ns, True)
-    return open_cursor(ctx, ns, (bsonreply.encode(d) for d in out_iter), batch_size=bs, kind="aggregate")
+    return await open_cursor_offloaded(ctx, ns, (bsonreply.encode(d) for d in out_iter), batch_size=bs,
+                                       kind="aggregate")
 
 
 async def explain_aggregate(ctx: Ctx, body: dict, verbosity: str) -> dict:

@@ -56,23 +56,32 @@ def _check_batch_size(batch_size: Any) -> None:
                          f"batchSize must be a non-negative number, not {batch_size!r}")
 
 
-def first_batch(ctx: Ctx, ns: str, it: Any, *, batch_size: int | None, single_batch: bool = False,
-                no_timeout: bool = False, limit: int = 0, kind: str = "find") -> tuple[list[bytes], int]:
-    """Register a cursor over ``it`` (raw BSON docs); return its first batch and its id
-    (0 when nothing is left, or for ``single_batch``)."""
+def _register(ctx: Ctx, ns: str, it: Any, batch_size: int | None, no_timeout: bool, limit: int, kind: str):
     _check_batch_size(batch_size)
     cur = ctx.state.cursors.register(ns, it, ctx.conn.id, lsid=lsid_key(ctx.body.get("lsid")),
                                      no_timeout=no_timeout, limit=limit, kind=kind)
     n = DEFAULT_FIRST_BATCH if batch_size is None else int(batch_size)
-    try:
-        batch = cur.next_batch(n) if n or batch_size is None else []
-    except BaseException:
-        ctx.state.cursors.kill(cur.id)
-        raise
+    return cur, n, bool(n or batch_size is None)
+
+
+def _first_reply(ctx: Ctx, cur: Any, batch: list[bytes], single_batch: bool) -> tuple[list[bytes], int]:
     if single_batch or cur.exhausted:
         ctx.state.cursors.kill(cur.id)
         return batch, 0
     return batch, cur.id
+
+
+def first_batch(ctx: Ctx, ns: str, it: Any, *, batch_size: int | None, single_batch: bool = False,
+                no_timeout: bool = False, limit: int = 0, kind: str = "find") -> tuple[list[bytes], int]:
+    """Register a cursor over ``it`` (raw BSON docs); return its first batch and its id
+    (0 when nothing is left, or for ``single_batch``)."""
+    cur, n, want = _register(ctx, ns, it, batch_size, no_timeout, limit, kind)
+    try:
+        batch = cur.next_batch(n) if want else []
+    except BaseException:
+        ctx.state.cursors.kill(cur.id)
+        raise
+    return _first_reply(ctx, cur, batch, single_batch)
 
 
 def open_cursor(ctx: Ctx, ns: str, it: Any, *, batch_size: int | None, single_batch: bool = False,
@@ -80,6 +89,22 @@ def open_cursor(ctx: Ctx, ns: str, it: Any, *, batch_size: int | None, single_ba
     """Register a cursor over ``it`` (raw BSON docs), answer its first batch."""
     batch, cid = first_batch(ctx, ns, it, batch_size=batch_size, single_batch=single_batch, no_timeout=no_timeout,
                              limit=limit, kind=kind)
+    return bsonreply.cursor_reply(batch, cid, ns, True)
+
+
+async def open_cursor_offloaded(ctx: Ctx, ns: str, it: Any, *, batch_size: int | None, single_batch: bool = False,
+                                no_timeout: bool = False, limit: int = 0, kind: str = "find") -> bytes:
+    """:func:`open_cursor` with the first batch produced in a worker thread, so a long
+    scan, sort or pipeline does not stall the event loop (other connections, driver
+    heartbeats). Engine reads work on snapshots and take the engine lock where they
+    touch shared state, as the background flusher's concurrent reads already require."""
+    cur, n, want = _register(ctx, ns, it, batch_size, no_timeout, limit, kind)
+    try:
+        batch = await cur.next_batch_async(n) if want else []
+    except BaseException:
+        ctx.state.cursors.kill(cur.id)
+        raise
+    batch, cid = _first_reply(ctx, cur, batch, single_batch)
     return bsonreply.cursor_reply(batch, cid, ns, True)
 
 
@@ -129,8 +154,11 @@ async def find(ctx: Ctx) -> bytes:
     it = ctx.engine.find(ctx.db, a["coll"], a["filter"], projection=a["projection"], sort=a["sort"],
                          skip=a["skip"], limit=a["limit"], collation=a["collation"], hint=a["hint"])
     single = a["single_batch"] or (a["limit"] and a["batch_size"] is not None and a["limit"] <= a["batch_size"])
-    return open_cursor(ctx, ctx.ns(a["coll"]), it, batch_size=a["batch_size"], single_batch=bool(single),
-                       no_timeout=a["no_timeout"])
+    # point reads by _id are cheap: answered on the loop; anything that may scan runs in a thread
+    opener = open_cursor if id_point_keys(a["filter"]) is not None else open_cursor_offloaded
+    reply = opener(ctx, ctx.ns(a["coll"]), it, batch_size=a["batch_size"], single_batch=bool(single),
+                   no_timeout=a["no_timeout"])
+    return reply if isinstance(reply, bytes) else await reply
 
 
 _GETMORE_FIELDS = {"collection", "batchSize", "maxTimeMS", "term", "lastKnownCommittedOpTime", "comment",
@@ -163,7 +191,7 @@ async def get_more(ctx: Ctx) -> bytes:
             cid_out = 0
         return bsonreply.cursor_reply(batch, cid_out, ns, False, extra)
     try:
-        batch = cur.next_batch(batch_size)
+        batch = await cur.next_batch_async(batch_size)
     except BaseException:
         ctx.state.cursors.kill(cur.id)
         raise

@@ -10,6 +10,8 @@ closes cursors idle for longer than ``IDLE_TIMEOUT`` (10 minutes, MongoDB's
 """
 from __future__ import annotations
 
+import asyncio
+
 import itertools
 import random
 import time
@@ -47,6 +49,8 @@ class Cursor:
     exhausted: bool = False
     clock: Callable[[], float] = time.time
     _peek: list = field(default_factory=list)
+    busy: bool = False
+    closed: bool = False
 
     def __post_init__(self) -> None:
         if not self.last_used:
@@ -89,10 +93,28 @@ class Cursor:
         self.last_used = self.clock()
         return out
 
+    async def next_batch_async(self, n: int, max_bytes: int = MAX_BATCH_BYTES) -> list[bytes]:
+        """:meth:`next_batch` in a worker thread (the context, e.g. maxTimeMS and a
+        transaction, goes with it). While it runs the cursor is busy: a kill then
+        only marks it, and the thread closes the iterator when it is done."""
+        self.busy = True
+        try:
+            return await asyncio.to_thread(self.next_batch, n, max_bytes)
+        finally:
+            self.busy = False
+            if self.closed:
+                self.close()
+
     def close(self) -> None:
+        self.closed = True
+        if self.busy:
+            return                              # the worker closes it when its batch is done
         close = getattr(self.it, "close", None)
         if close is not None:
-            close()
+            try:
+                close()
+            except ValueError:                  # "generator already executing": a worker has it
+                pass
 
 
 class CursorManager:
