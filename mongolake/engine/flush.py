@@ -15,6 +15,7 @@ files with deletes.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import TYPE_CHECKING
 
@@ -37,7 +38,8 @@ log = logging.getLogger("mongolake.flush")
 FIXED_STATS = ("_id", "_key")
 CHUNK = 20_000            # documents decoded at once during a flush
 SAMPLE = 2_000            # documents a flush chunk infers new columns from
-POSITION_DELETE_MIN_ROWS = 1_000        # smaller files are cheaper to rewrite than to track deletes for
+# smaller files are cheaper to rewrite than to track deletes for (the variable lets test runs lower it)
+POSITION_DELETE_MIN_ROWS = int(os.environ.get("MONGOLAKE_POSITION_DELETE_MIN_ROWS", "1000"))
 POSITION_DELETE_MAX_FRACTION = 0.10     # above this share of deleted rows a file is rewritten
 
 
