@@ -163,3 +163,31 @@ def test_manifest_merge_keeps_delete_manifests_apart(tmp_path):
     fresh = IcebergFormat().open_table(storage, "db/m")
     assert _ours(fresh) == expected
     assert sum(len(f.deletes) for f in fresh.snapshot().files) == 4
+
+
+def test_concurrent_position_deletes_on_one_file_all_apply(table):
+    import threading
+
+    f1 = table.write_data_file(make_batch(0, 200), stats_columns=STATS)
+    table.commit(adds=[f1])
+    handles = [IcebergFormat().open_table(table.storage, "db/coll") for _ in range(2)]
+    errors = []
+
+    def work(h, start):
+        try:
+            for k in range(8):
+                h.commit(position_deletes={f1.path: [start + 2 * k]}, operation="DELETE")
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(h, i)) for i, h in enumerate(handles)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    (f,) = table.snapshot().files
+    assert f.deletes == tuple(range(16))
+    assert table.refresh_state().head.snapshot["summary"]["total-position-deletes"] == "16"
+    expected = sorted(f"id{i:06d}" for i in range(16, 200))
+    assert _ours(table) == _theirs(table) == expected
