@@ -57,6 +57,7 @@ async def _build(ctx: Ctx, c: Any) -> None:
     eng = ctx.engine
 
     def run() -> None:
+        eng.indexes.ensure_special(c, "vectorSearch")
         with eng.lock:
             eng.indexes.special(c, "vectorSearch")
     await asyncio.to_thread(run)

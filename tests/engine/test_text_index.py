@@ -253,3 +253,40 @@ def test_no_text_index_and_planner_errors(tmp_path):
         assert ei.value.code == 2 and "Too many text expressions" in str(ei.value)
     finally:
         e.close()
+
+
+def test_first_query_after_restart_builds_without_holding_the_lock(tmp_path):
+    """After a restart the first $text builds the index from a snapshot (the engine
+    lock is free while it scans): writes made meanwhile succeed and are found."""
+    path = str(tmp_path / "store")
+    e = Engine(path, flush_interval=3600).open()
+    e.insert("db", "k", [{"_id": i, "t": f"alpha w{i}"} for i in range(3000)])
+    c = e.get_collection("db", "k")
+    e.set_indexes(c, c.meta.indexes + [TextIndex.validate_spec({"v": 2, "key": {"t": "text"}, "name": "t"})])
+    e.close()
+    e = Engine(path, flush_interval=3600).open()
+    e.indexes.inline_build_docs = 100                   # 3,000 documents count as large
+    try:
+        c = e.get_collection("db", "k")
+        from mongolake.engine.indexing import build as _b
+        seen_free = []
+        real = _b.run_job
+
+        def spy(engine, jobs, job, coll, state, commit):
+            # the job is registered; the scan runs now, with the lock free for writers
+            t = threading.Thread(target=lambda: seen_free.append(e.lock.acquire(timeout=5) and (e.lock.release()
+                                                                                              or True)))
+            t.start()
+            t.join()
+            e.insert("db", "k", [{"_id": "during", "t": "alpha gamma"}])
+            return real(engine, jobs, job, coll, state, commit)
+
+        _b.run_job = spy
+        try:
+            assert e.count("db", "k", {"$text": {"$search": "gamma"}}) == 1
+        finally:
+            _b.run_job = real
+        assert seen_free == [True]
+        assert e.count("db", "k", {"$text": {"$search": "alpha"}}) == 3001
+    finally:
+        e.close()

@@ -286,6 +286,7 @@ def iter_near(engine: Any, c: Any, plan: Any, node: GeoNear, stats: Any) -> Iter
     from ..txn import CURRENT
     ix = None
     if CURRENT.get() is None:
+        engine.indexes.ensure_special(c, "2dsphere")
         with engine.lock:
             ix = next((x for x in engine.indexes.special(c, "2dsphere") if x.name == spec["name"]), None)
     stats.index_name = spec["name"]

@@ -68,6 +68,7 @@ class IndexManager:
         # collections with more documents than this build B-tree indexes in the
         # background at first use (reads scan meanwhile); smaller ones inline
         self.inline_build_docs = 20_000
+        self._special_build_lock = threading.Lock()
         self.retry_seconds = 30.0
 
     # -- structure ---------------------------------------------------------------
@@ -81,6 +82,25 @@ class IndexManager:
         """The collection's indexes of a special kind (``text``, ``2dsphere``,
         ``vectorSearch``), built now if needed; see :mod:`.kinds`."""
         return [ix for ix in self._all(c) if getattr(ix, "kind", None) == kind]
+
+    def ensure_special(self, c: "Collection", kind: str) -> None:
+        """Build the collection's not-yet-built indexes of ``kind`` in the calling
+        thread *without* holding the engine lock for long (from a snapshot, writes
+        buffered and caught up, like ``createIndexes``), so that the first query after
+        a restart does not block every writer for the whole build. Call it without
+        the lock before :meth:`special`; builds of one collection take turns."""
+        from ..txn import CURRENT
+        if CURRENT.get() is not None:
+            return
+        with self._special_build_lock:
+            with self.engine.lock:
+                if self.engine.collections.get(c.uuid) is not c:
+                    return
+                ci = self._colls.get(c.uuid)
+                todo = [s for s in _specs(c) if special_kind(s) == kind
+                        and (ci is None or s["name"] not in ci.indexes or ci.indexes[s["name"]].spec != s)]
+            if todo:
+                self.build_now(c, todo)
 
     def _all(self, c: "Collection") -> list[Any]:
         if self.engine.collections.get(c.uuid) is not c:
@@ -105,18 +125,22 @@ class IndexManager:
         return [ci.indexes[s["name"]] for s in specs if s["name"] in ci.indexes and ci.indexes[s["name"]].spec == s]
 
     def _build_missing(self, c: "Collection", ci: CollectionIndexes, missing: list[dict]) -> None:
-        """Build specs the catalog has and memory lacks: special kinds and small
-        collections now (under the lock), B-tree indexes of large ones in a
-        background job (reads scan until it is done)."""
+        """Build specs the catalog has and memory lacks: small collections now
+        (under the lock), B-tree indexes of large ones in a background job (reads
+        scan until it is done); special kinds of large ones are left to
+        :meth:`ensure_special`."""
         running = {n for j in ci.jobs for n in j.names}
         now = time.time()
         todo = [s for s in missing if s["name"] not in running
                 and now - ci.failed.get(s["name"], -1e18) >= self.retry_seconds]
         if not todo:
             return
-        inline = [s for s in todo if special_kind(s)]
+        small = self._doc_estimate(c) <= self.inline_build_docs
+        # special kinds of a large collection are built by ensure_special (called by
+        # their readers without the lock, before they need the index), not here
+        inline = [s for s in todo if special_kind(s) and small]
         rest = [s for s in todo if not special_kind(s)]
-        if rest and self._doc_estimate(c) <= self.inline_build_docs:
+        if rest and small:
             inline += rest
             rest = []
         if inline:

@@ -270,6 +270,7 @@ def iter_text(engine: Any, c: "Collection", plan: Any, node: TextNode, stats: An
         rest, full = plan.matcher, True
     ix = None
     if CURRENT.get() is None:
+        engine.indexes.ensure_special(c, "text")
         with engine.lock:
             found = engine.indexes.special(c, "text")
             ix = found[0] if found else None

@@ -99,6 +99,7 @@ class VectorSearchStage(Stage):
         c = eng.get_collection(getattr(ctx, "db", env.db), coll)
         if c is None:
             return
+        eng.indexes.ensure_special(c, "vectorSearch")
         with eng.lock:
             ix = next((x for x in eng.indexes.special(c, "vectorSearch") if x.name == self.index), None)
             if ix is None:
