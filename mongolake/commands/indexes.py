@@ -70,7 +70,8 @@ def validate_spec(spec: Any) -> dict:
 
 
 def _same_options(a: dict, b: dict) -> bool:
-    keys = ("unique", "sparse", "partialFilterExpression", "expireAfterSeconds", "collation")
+    keys = ("unique", "sparse", "partialFilterExpression", "expireAfterSeconds", "collation",
+            "weights", "default_language", "language_override", "2dsphereIndexVersion")
     return all(bool(a.get(k)) == bool(b.get(k)) if k in ("unique", "sparse") else a.get(k) == b.get(k)
                for k in keys)
 
@@ -106,6 +107,12 @@ async def create_indexes(ctx: Ctx) -> dict:
         if same_key is not None and _same_options(same_key, spec):
             raise MongoError(ErrorCode.IndexOptionsConflict,
                              f"Index already exists with a different name: {same_key['name']}")
+        other_text = next((ix for ix in existing + to_add if "_fts" in ix["key"]), None) \
+            if "_fts" in spec["key"] else None
+        if other_text is not None:                                    # one text index per collection
+            raise MongoError(ErrorCode.IndexOptionsConflict,
+                             f"An equivalent index already exists with a different name and options. "
+                             f"Requested index: {spec}, existing index: {other_text}")
         to_add.append(spec)
     if to_add:
         # built (unique ones checked) from a snapshot, then added to the catalog

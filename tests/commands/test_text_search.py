@@ -45,6 +45,14 @@ def test_create_and_list_normalised_spec(coll):
 def test_second_text_index_conflicts(coll):
     e = _code(lambda: coll.create_index([("other", "text")]))
     assert e.code == 85
+    e = _code(lambda: coll.create_index([("n", 1), ("other", "text")]))          # compound: still a second one
+    assert e.code == 85
+    # the same name with other weights or another language is a conflict, not "already exists"
+    for opts in ({"weights": {"title": 3}}, {"default_language": "french"}):
+        e = _code(lambda: coll.create_index([("title", "text"), ("body", "text")], name="title_text_body_text",
+                                            **opts))
+        assert e.code == 85
+    coll.create_index([("title", "text"), ("body", "text")], weights={"title": 10})     # identical: a no-op
 
 
 @pytest.mark.parametrize("key, opts, code, msg", [

@@ -48,7 +48,7 @@ def _collect(value: Any, parts: list[str], i: int, out: list) -> None:
         else:
             out.append(None if value is MISSING else value)
         return
-    if type(value) is dict:
+    if isinstance(value, dict):                 # dict or MetaDoc (a document with metadata)
         v = value.get(parts[i], MISSING)
         if v is MISSING:
             out.append(None)
@@ -57,7 +57,7 @@ def _collect(value: Any, parts: list[str], i: int, out: list) -> None:
     elif type(value) is list:
         before = len(out)
         for el in value:
-            if type(el) is dict:
+            if isinstance(el, dict):
                 _collect(el, parts, i, out)
         if len(out) == before:
             out.append(None)
@@ -67,7 +67,7 @@ def _collect(value: Any, parts: list[str], i: int, out: list) -> None:
 
 def field_sort_value(doc: Any, parts: list[str], descending: bool) -> Any:
     """The value ``doc`` sorts by for one field path."""
-    if type(doc) is dict and len(parts) == 1:
+    if isinstance(doc, dict) and len(parts) == 1:
         v = doc.get(parts[0], None)
         if type(v) is not list:
             return v
