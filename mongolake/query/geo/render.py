@@ -1,46 +1,16 @@
 """BSON values printed the way MongoDB prints them in geo error messages
-(``BSONElement::toString``): ``{ type: "Point", coordinates: [ 200, 0 ] }``."""
+(``BSONElement::toString``): ``{ type: "Point", coordinates: [ 200, 0 ] }``.
+
+One rendering for the whole query layer: these are the ``docpath`` helpers
+(``fmt_value``/``fmt_elem``) and the aggregation language's ``type_name``, plus
+the C++ stream form of a double that some geo messages use.
+"""
 from __future__ import annotations
 
-import datetime as _dt
 import math
-from typing import Any
 
-from bson.decimal128 import Decimal128
-from bson.int64 import Int64
-from bson.objectid import ObjectId
-
-from mongolake.query.bsonorder import MISSING
-
-
-def type_name(v: Any) -> str:
-    if v is MISSING:
-        return "missing"
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "bool"
-    if isinstance(v, Int64):
-        return "long"
-    if isinstance(v, int):
-        return "int" if -2 ** 31 <= v < 2 ** 31 else "long"
-    if isinstance(v, float):
-        return "double"
-    if isinstance(v, Decimal128):
-        return "decimal"
-    if isinstance(v, str):
-        return "string"
-    if isinstance(v, dict):
-        return "object"
-    if isinstance(v, (list, tuple)):
-        return "array"
-    if isinstance(v, ObjectId):
-        return "objectId"
-    if isinstance(v, _dt.datetime):
-        return "date"
-    if isinstance(v, (bytes, bytearray)):
-        return "binData"
-    return type(v).__name__
+from mongolake.query.docpath import fmt_elem as show_elem, fmt_value as show  # noqa: F401
+from mongolake.query.expr.values import type_name  # noqa: F401
 
 
 def fmt_double(x: float) -> str:
@@ -50,35 +20,3 @@ def fmt_double(x: float) -> str:
     if math.isinf(x):
         return "inf" if x > 0 else "-inf"
     return f"{x:g}"
-
-
-def show(v: Any) -> str:
-    """A value as ``BSONElement::toString(false)``."""
-    if isinstance(v, dict):
-        if not v:
-            return "{}"
-        return "{ " + ", ".join(f"{k}: {show(x)}" for k, x in v.items()) + " }"
-    if isinstance(v, (list, tuple)):
-        if not v:
-            return "[]"
-        return "[ " + ", ".join(show(x) for x in v) + " ]"
-    if isinstance(v, str):
-        return f'"{v}"'
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if v is None:
-        return "null"
-    if isinstance(v, float):
-        if v.is_integer() and abs(v) < 1e15:
-            return f"{v:.1f}"
-        return repr(v)
-    if isinstance(v, Decimal128):
-        return f"NumberDecimal(\"{v}\")"
-    if isinstance(v, ObjectId):
-        return f"ObjectId('{v}')"
-    return str(v)
-
-
-def show_elem(name: str, v: Any) -> str:
-    """An element with its name: ``$maxDistance: 5000.0``."""
-    return f"{name}: {show(v)}"
