@@ -11,19 +11,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from pymongo.errors import OperationFailure
+from tests.both_formats import client, server  # noqa: F401  (both table formats)
 
 ITEMS = ("apple", "pear", "fig")
-
-
-@pytest.fixture
-def server(table_format, format_server):
-    """Every test here runs against the session's shared Delta and Iceberg servers."""
-    return format_server(table_format)
-
-
-@pytest.fixture
-def client(table_format, format_client):
-    return format_client(table_format)
 
 
 def _order(i: int) -> dict:

@@ -9,17 +9,7 @@ shape with 8 x 400 writes so it fits the CI budget.
 import pytest
 
 from bench.bench_change_streams import run_exactly_once
-
-
-@pytest.fixture
-def server(table_format, format_server):
-    """Every test here runs against the session's shared Delta and Iceberg servers."""
-    return format_server(table_format)
-
-
-@pytest.fixture
-def client(table_format, format_client):
-    return format_client(table_format)
+from tests.both_formats import client, server  # noqa: F401  (both table formats)
 
 
 WRITERS = 8

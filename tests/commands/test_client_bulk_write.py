@@ -4,17 +4,7 @@ from pymongo import DeleteMany, DeleteOne, InsertOne, ReplaceOne, UpdateMany, Up
 from pymongo.errors import ClientBulkWriteException, OperationFailure
 
 from tests.commands.rawmsg import RawMsg
-
-
-@pytest.fixture
-def server(table_format, format_server):
-    """Every test here runs against the session's shared Delta and Iceberg servers."""
-    return format_server(table_format)
-
-
-@pytest.fixture
-def client(table_format, format_client):
-    return format_client(table_format)
+from tests.both_formats import client, server  # noqa: F401  (both table formats)
 
 
 def test_driver_sees_wire_version_25(client):

@@ -6,17 +6,7 @@ from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
 from tests.commands.rawmsg import MORE_TO_COME, RawMsg
-
-
-@pytest.fixture
-def server(table_format, format_server):
-    """Every test here runs against the session's shared Delta and Iceberg servers."""
-    return format_server(table_format)
-
-
-@pytest.fixture
-def client(table_format, format_client):
-    return format_client(table_format)
+from tests.both_formats import client, server  # noqa: F401  (both table formats)
 
 
 def test_w0_writes_are_applied_and_visible(server, db):

@@ -13,17 +13,7 @@ import time
 
 import pytest
 from pymongo import MongoClient, ReturnDocument
-
-
-@pytest.fixture
-def server(table_format, format_server):
-    """Every test here runs against the session's shared Delta and Iceberg servers."""
-    return format_server(table_format)
-
-
-@pytest.fixture
-def client(table_format, format_client):
-    return format_client(table_format)
+from tests.both_formats import client, server  # noqa: F401  (both table formats)
 
 
 CLIENTS = 64

@@ -1,17 +1,7 @@
 """Secondary indexes through the driver: plans in explain, hint, unique errors."""
 import pytest
 from pymongo.errors import DuplicateKeyError
-
-
-@pytest.fixture
-def server(table_format, format_server):
-    """Every test here runs against the session's shared Delta and Iceberg servers."""
-    return format_server(table_format)
-
-
-@pytest.fixture
-def client(table_format, format_client):
-    return format_client(table_format)
+from tests.both_formats import client, server  # noqa: F401  (both table formats)
 
 
 def test_explain_shows_ixscan_and_counts(db):

@@ -7,17 +7,7 @@ import threading
 import pytest
 from pymongo import ASCENDING, DESCENDING
 from pymongo.errors import DuplicateKeyError
-
-
-@pytest.fixture
-def server(table_format, format_server):
-    """Every test here runs against the session's shared Delta and Iceberg servers."""
-    return format_server(table_format)
-
-
-@pytest.fixture
-def client(table_format, format_client):
-    return format_client(table_format)
+from tests.both_formats import client, server  # noqa: F401  (both table formats)
 
 
 def _stages(plan: dict) -> list[str]:

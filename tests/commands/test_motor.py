@@ -5,17 +5,7 @@ import pytest
 from motor.motor_asyncio import AsyncIOMotorClient
 from pymongo import InsertOne, ReturnDocument, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
-
-
-@pytest.fixture
-def server(table_format, format_server):
-    """Every test here runs against the session's shared Delta and Iceberg servers."""
-    return format_server(table_format)
-
-
-@pytest.fixture
-def client(table_format, format_client):
-    return format_client(table_format)
+from tests.both_formats import client, server  # noqa: F401  (both table formats)
 
 
 def run(server, dbname, fn):
