@@ -11,7 +11,6 @@ closes cursors idle for longer than ``IDLE_TIMEOUT`` (10 minutes, MongoDB's
 from __future__ import annotations
 
 import asyncio
-
 import itertools
 import random
 import time
