@@ -274,15 +274,21 @@ class Engine(ReadOps, WriteOps, EntityOps):
             self.ddl_event("rename", src.uuid, (db, name), {"to": {"db": to_db, "coll": to_name},
                                                             "dropTarget": bool(drop_target)}, wait=False)
 
+    def _set_meta(self, c: Collection, attr: str, value: Any) -> Any:
+        """Set one catalog field of ``c`` and persist it (lock held by the caller);
+        the old value is restored when the catalog cannot be written. Returns it."""
+        old = getattr(c.meta, attr)
+        setattr(c.meta, attr, value)
+        try:
+            self.catalog.update(c.meta)
+        except BaseException:
+            setattr(c.meta, attr, old)
+            raise
+        return old
+
     def set_indexes(self, c: Collection, indexes: list[dict]) -> None:
         with self.lock:
-            old = c.meta.indexes
-            c.meta.indexes = indexes
-            try:
-                self.catalog.update(c.meta)
-            except BaseException:
-                c.meta.indexes = old
-                raise
+            old = self._set_meta(c, "indexes", indexes)
             added = [ix for ix in indexes if ix["name"] not in {o["name"] for o in old}]
             removed = [ix for ix in old if ix["name"] not in {n["name"] for n in indexes}]
             if added:
@@ -294,24 +300,12 @@ class Engine(ReadOps, WriteOps, EntityOps):
         """Replace the collection's search-index definitions (``createSearchIndexes``
         and friends) in the catalog; the index manager builds them on next use."""
         with self.lock:
-            old = c.meta.search_indexes
-            c.meta.search_indexes = specs
-            try:
-                self.catalog.update(c.meta)
-            except BaseException:
-                c.meta.search_indexes = old
-                raise
+            self._set_meta(c, "search_indexes", specs)
 
     def set_options(self, c: Collection, options: dict) -> None:
         options = normalize_options(options, "collMod")
         with self.lock:
-            old = c.meta.options
-            c.meta.options = options
-            try:
-                self.catalog.update(c.meta)
-            except BaseException:
-                c.meta.options = old
-                raise
+            self._set_meta(c, "options", options)
             self.ddl_event("modify", c.uuid, (c.meta.db, c.meta.name), {"options": dict(options)}, wait=False)
 
     # -- the write path ------------------------------------------------------
