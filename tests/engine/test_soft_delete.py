@@ -11,22 +11,7 @@ import pytest
 from mongolake.engine import Engine
 from mongolake.engine import softdelete
 from mongolake.errors import MongoError
-
-
-@pytest.fixture(params=["delta", "iceberg"])
-def eng(tmp_path, request):
-    e = Engine(str(tmp_path / "lake"), sync="always", flush_interval=3600, table_format=request.param).open()
-    yield e
-    e.close()
-
-
-def reopen(e: Engine, tmp_path) -> Engine:
-    e.close()
-    return Engine(str(tmp_path / "lake"), flush_interval=3600, table_format=e.table_format).open()
-
-
-def ids(docs):
-    return sorted(d["_id"] for d in docs)
+from tests.engine.enginetools import eng, ids, reopen  # noqa: F401
 
 
 def seed(e, n=20, coll="c", options=None):
