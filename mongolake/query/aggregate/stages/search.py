@@ -72,6 +72,16 @@ def filter_paths(flt: Any, out: set[str] | None = None) -> set[str]:
     return out
 
 
+def _target(env: RunEnv, stage_name: str) -> tuple[Any, Any]:
+    """(engine, collection or None) of the aggregated collection; 73 without one."""
+    ctx = env.ctx
+    eng = getattr(ctx, "engine", None)
+    coll = getattr(ctx, "collection", None)
+    if eng is None or not isinstance(coll, str):
+        raise MongoError(ErrorCode.InvalidNamespace, f"{stage_name} must be run against a collection")
+    return eng, eng.get_collection(getattr(ctx, "db", env.db), coll)
+
+
 class VectorSearchStage(Stage):
     name = "$vectorSearch"
     position = "first"
@@ -91,12 +101,7 @@ class VectorSearchStage(Stage):
             self.matcher = compile_matcher(parse_filter(self.filter))
 
     def apply(self, docs: Iterator[dict], env: RunEnv) -> Iterator[dict]:
-        ctx = env.ctx
-        eng = getattr(ctx, "engine", None)
-        coll = getattr(ctx, "collection", None)
-        if eng is None or not isinstance(coll, str):
-            raise MongoError(ErrorCode.InvalidNamespace, "$vectorSearch must be run against a collection")
-        c = eng.get_collection(getattr(ctx, "db", env.db), coll)
+        eng, c = _target(env, self.name)
         if c is None:
             return
         eng.indexes.ensure_special(c, "vectorSearch")
@@ -206,12 +211,7 @@ class ListSearchIndexesStage(Stage):
     allowed_in_lookup = False
 
     def apply(self, docs: Iterator[dict], env: RunEnv) -> Iterator[dict]:
-        ctx = env.ctx
-        eng = getattr(ctx, "engine", None)
-        coll = getattr(ctx, "collection", None)
-        if eng is None or not isinstance(coll, str):
-            raise MongoError(ErrorCode.InvalidNamespace, "$listSearchIndexes must be run against a collection")
-        c = eng.get_collection(getattr(ctx, "db", env.db), coll)
+        _eng, c = _target(env, self.name)
         if c is None:
             return
         yield from select_search_indexes(list(c.meta.search_indexes), self.spec.get("id"), self.spec.get("name"))
