@@ -29,14 +29,13 @@ from typing import Any, Iterator
 import bson
 
 from mongolake.errors import ErrorCode, MongoError
-from mongolake.query.bsonorder import CODEC_OPTIONS, MISSING
-from mongolake.query.geo import EARTH_RADIUS_M, GeoNear, geo_values
+from mongolake.query.bsonorder import CODEC_OPTIONS
+from mongolake.query.geo import EARTH_RADIUS_M, GeoNear, geo_named_values, geo_values
 from mongolake.query.geo.geojson import GeoError, is_number, parse_stored
 from mongolake.query.geo.predicates import distance
 from mongolake.query.geo.render import show, show_elem
 from mongolake.query.geo.sphere import to_lnglat
 from mongolake.query.meta import attach
-from mongolake.query.paths import iter_path
 
 from .geo_cells import TAIL_MAX, PointStore
 
@@ -231,7 +230,7 @@ def check_document(spec: dict, doc: dict) -> None:
             return
     for path in geo_fields(spec):
         parts = tuple(path.split("."))
-        for name, v in _named_values(doc, parts):
+        for name, v in geo_named_values(doc, parts):
             try:
                 g = parse_stored(v)
             except GeoError as e:
@@ -239,23 +238,6 @@ def check_document(spec: dict, doc: dict) -> None:
             if g.kind == "legacy" and not g.points:
                 raise MongoError(16755, f"Can't extract geo keys: {show(doc)}  can't project geometry into "
                                         f"spherical CRS: {show_elem(name, v)}")
-
-
-def _named_values(doc: dict, parts: tuple[str, ...]):
-    for v, _ in iter_path(doc, parts, False):
-        if v is MISSING or v is None:
-            continue
-        if isinstance(v, list):
-            if not v:
-                continue
-            from mongolake.query.geo.geojson import is_number
-            if is_number(v[0]):
-                yield parts[-1], v
-            else:
-                for i, e in enumerate(v):
-                    yield str(i), e
-        else:
-            yield parts[-1], v
 
 
 # -- $near reads --------------------------------------------------------------------------------

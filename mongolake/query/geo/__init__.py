@@ -118,6 +118,13 @@ def geo_values(doc: Any, parts: tuple[str, ...]) -> Iterator[Any]:
     """The candidate geometries at a path, as a 2dsphere index sees them: a
     trailing array is one legacy point when its first element is a number,
     else an array of geometries; null, missing and empty arrays hold none."""
+    for _name, v in geo_named_values(doc, parts):
+        yield v
+
+
+def geo_named_values(doc: Any, parts: tuple[str, ...]) -> Iterator[tuple[str, Any]]:
+    """:func:`geo_values` with the element name MongoDB's messages use for each
+    (the field name, or the array index of a geometry in an array)."""
     for v, _ in iter_path(doc, parts, False):
         if v is MISSING or v is None:
             continue
@@ -125,11 +132,12 @@ def geo_values(doc: Any, parts: tuple[str, ...]) -> Iterator[Any]:
             if not v:
                 continue
             if is_number(v[0]):
-                yield v
+                yield parts[-1], v
             else:
-                yield from v
+                for i, e in enumerate(v):
+                    yield str(i), e
         else:
-            yield v
+            yield parts[-1], v
 
 
 # -- $near ----------------------------------------------------------------------------------
@@ -318,4 +326,5 @@ def _flat_shape(k: str, elems: list) -> Any:
     return FlatPolygon(pts)
 
 
-__all__ = ["parse_near", "parse_geo_predicate", "GeoNear", "GeoMatch", "geo_values", "EARTH_RADIUS_M"]
+__all__ = ["parse_near", "parse_geo_predicate", "GeoNear", "GeoMatch", "geo_values", "geo_named_values",
+           "EARTH_RADIUS_M"]
