@@ -70,6 +70,21 @@ def _oracle(points: dict, q, lo=0.0, hi=math.inf, filt=None):
     return sorted(out)
 
 
+def _load_indexed(e: Engine, rnd: random.Random, n: int) -> dict:
+    """Insert ``n`` random documents into db.c, add the 2dsphere index; return
+    ``{_id: (points, k)}`` for the brute-force checks."""
+    points: dict = {}
+    docs = []
+    for i in range(n):
+        d, pts = _doc(rnd, i)
+        docs.append(d)
+        points[i] = (pts, d["k"])
+    e.insert("db", "c", docs)
+    c = e.get_collection("db", "c")
+    e.set_indexes(c, c.meta.indexes + [SPEC])
+    return points
+
+
 def _check(e: Engine, points: dict, rnd: random.Random, n_queries: int = 25) -> None:
     for _ in range(n_queries):
         q = _pt(rnd, 45.0)
@@ -110,15 +125,7 @@ def test_near_differential_through_writes_flush_compaction_restart(tmp_path):
     rnd = random.Random(11)
     path = str(tmp_path / "store")
     e = Engine(path, flush_interval=3600, row_group_rows=64).open()
-    points: dict = {}
-    docs = []
-    for i in range(600):
-        d, pts = _doc(rnd, i)
-        docs.append(d)
-        points[i] = (pts, d["k"])
-    e.insert("db", "c", docs)
-    c = e.get_collection("db", "c")
-    e.set_indexes(c, c.meta.indexes + [SPEC])
+    points = _load_indexed(e, rnd, 600)
     _check(e, points, rnd)
     e.flush()
     _check(e, points, rnd)
@@ -288,15 +295,7 @@ def test_near_during_concurrent_writes(tmp_path):
     rnd = random.Random(21)
     e = Engine(str(tmp_path / "s"), flush_interval=3600, row_group_rows=64).open()
     try:
-        points: dict = {}
-        docs = []
-        for i in range(400):
-            d, pts = _doc(rnd, i)
-            docs.append(d)
-            points[i] = (pts, d["k"])
-        e.insert("db", "c", docs)
-        c = e.get_collection("db", "c")
-        e.set_indexes(c, c.meta.indexes + [SPEC])
+        points = _load_indexed(e, rnd, 400)
         errors: list = []
 
         def writer():
